@@ -1,0 +1,299 @@
+/* MaxPool (float32, uint8, int8; optional Indices output with storage_order), AveragePool (float32;
+ * count_include_pad, dilations) and GlobalAveragePool / GlobalMaxPool, for any spatial rank. Windows follow
+ * pads / auto_pad / ceil_mode from nn.c; every task owns whole (n, c) planes. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/ref/nn.h"
+
+typedef struct pool_params {
+  ei__nn_attrs a;
+  int is_max;
+  int want_indices;
+} pool_params;
+
+ei_status ei__pool_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
+  (void)g;
+  pool_params *p = ei__calloc(1, sizeof *p);
+  if (!p) return EI_E_NOMEM;
+  n->params = p;
+  ei_status st = ei__nn_attrs_parse(n, &p->a, err, errlen);
+  if (st) return st;
+  p->is_max = !strcmp(n->op_type, "MaxPool");
+  if (p->a.nkernel < 1)
+    return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "the kernel_shape attribute is required");
+  if (n->nin < 1 || n->in[0] < 0) return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "input X is required");
+  p->want_indices = p->is_max && n->nout >= 2 && n->out[1] >= 0;
+  if (!p->is_max && n->nout > 1 && n->out[1] >= 0)
+    return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "AveragePool has one output");
+  return EI_OK;
+}
+
+const char *ei__pool_kernel_name(const ei__node *n) {
+  const pool_params *p = n->params;
+  return p && p->is_max ? "maxpool_ref" : "f32_avgpool_ref";
+}
+
+static ei_status pool_geom(const ei__node *node, const pool_params *p, const ei__tensor *x, ei__nn_geom *g,
+                           char *err, size_t errlen) {
+  if (p->is_max ? (x->dtype != EI_FLOAT && x->dtype != EI_UINT8 && x->dtype != EI_INT8) : x->dtype != EI_FLOAT)
+    return EI_NN_ERR(node, err, errlen, EI_E_UNSUPPORTED, "input X has type %s (%s supported)",
+                     ei_dtype_name(x->dtype), p->is_max ? "float32, uint8, int8" : "float32");
+  if (x->rank < 3 || x->rank > EI_MAX_DIMS)
+    return EI_NN_ERR(node, err, errlen, EI_E_SHAPE, "input X has rank %d (3 to %d supported: N, C, spatial...)",
+                     x->rank, EI_MAX_DIMS);
+  if (x->dims[0] < 0 || x->dims[1] < 0) return EI_NN_ERR(node, err, errlen, EI_E_SHAPE, "negative dimension in X");
+  return ei__nn_geom_forward(node, &p->a, x->rank - 2, x->dims + 2, NULL, p->a.ceil_mode, g, err, errlen);
+}
+
+ei_status ei__pool_infer(ei__infer *c) {
+  const pool_params *p = c->node->params;
+  if (c->nout < 1 || !ei__nn_has(c->nin, c->in, 0)) return EI_NODE_ERR(c, EI_E_INVALID_MODEL, "input X is required");
+  ei__nn_geom g;
+  ei_status st = pool_geom(c->node, p, &c->in[0], &g, c->err, c->errlen);
+  if (st) return st;
+  ei__tensor *y = &c->out[0];
+  y->dtype = c->in[0].dtype;
+  y->rank = c->in[0].rank;
+  y->dims[0] = c->in[0].dims[0];
+  y->dims[1] = c->in[0].dims[1];
+  for (int i = 0; i < g.S; i++) y->dims[2 + i] = g.out[i];
+  if ((st = ei__nn_check_numel(c, y->dims, y->rank, "output Y"))) return st;
+  if (p->want_indices && c->nout >= 2) {
+    ei__tensor *ind = &c->out[1];
+    *ind = *y;
+    ind->dtype = EI_INT64;
+  }
+  return EI_OK;
+}
+
+/* ---- windows ---- */
+
+typedef struct pool_job {
+  const pool_params *p;
+  const ei__nn_geom *g;
+  ei_dtype dt;
+  const void *x;
+  void *y;
+  int64_t *ind;
+  int64_t in_size, out_size;
+  int64_t istride[EI_NN_MAX_SPATIAL];
+} pool_job;
+
+/* Taps k in [0, K) with lo_bound <= base + k*d < hi_bound, as [*lo, *hi). */
+static void tap_range(int64_t base, int64_t d, int64_t K, int64_t lo_bound, int64_t hi_bound, int64_t *lo,
+                      int64_t *hi) {
+  int64_t l = base < lo_bound ? (lo_bound - base + d - 1) / d : 0;
+  int64_t h = hi_bound - 1 - base < 0 ? 0 : (hi_bound - 1 - base) / d + 1;
+  if (h > K) h = K;
+  *lo = l;
+  *hi = h > l ? h : l;
+}
+
+/* The window of output point o: base and valid tap ranges per dim; returns 0 if it holds no input element. */
+static int window(const ei__nn_geom *g, const int64_t *o, int64_t *base, int64_t *lo, int64_t *hi) {
+  int nonempty = 1;
+  for (int i = 0; i < g->S; i++) {
+    base[i] = o[i] * g->s[i] - g->pb[i];
+    tap_range(base[i], g->d[i], g->k[i], 0, g->in[i], &lo[i], &hi[i]);
+    if (lo[i] >= hi[i]) nonempty = 0;
+  }
+  return nonempty;
+}
+
+/* Row-major offset of a plane offset in column-major order (storage_order = 1). */
+static int64_t col_major(const ei__nn_geom *g, int64_t off) {
+  int64_t r = 0, stride = 1, idx[EI_NN_MAX_SPATIAL];
+  for (int i = g->S - 1; i >= 0; i--) {
+    idx[i] = off % g->in[i];
+    off /= g->in[i];
+  }
+  for (int i = 0; i < g->S; i++) {
+    r += idx[i] * stride;
+    stride *= g->in[i];
+  }
+  return r;
+}
+
+/* Loops over the taps of a window: dims 0..S-2 by odometer, the last dim as an inner loop with `off`. */
+#define FOR_TAPS(g, j, base, lo, hi, off, BODY)                                         \
+  do {                                                                                  \
+    const int L_ = (g)->S - 1;                                                          \
+    int64_t kk_[EI_NN_MAX_SPATIAL];                                                     \
+    for (int i_ = 0; i_ < L_; i_++) kk_[i_] = lo[i_];                                   \
+    for (;;) {                                                                          \
+      int64_t outer_ = 0;                                                               \
+      for (int i_ = 0; i_ < L_; i_++) outer_ += (base[i_] + kk_[i_] * (g)->d[i_]) * (j)->istride[i_]; \
+      for (int64_t k_ = lo[L_]; k_ < hi[L_]; k_++) {                                    \
+        const int64_t off = outer_ + base[L_] + k_ * (g)->d[L_];                        \
+        BODY                                                                            \
+      }                                                                                 \
+      int i_ = L_ - 1;                                                                  \
+      for (; i_ >= 0; i_--) {                                                           \
+        if (++kk_[i_] < hi[i_]) break;                                                  \
+        kk_[i_] = lo[i_];                                                               \
+      }                                                                                 \
+      if (i_ < 0) break;                                                                \
+    }                                                                                   \
+  } while (0)
+
+#define DEFINE_MAXPOOL_PLANE(NAME, T, LOWEST)                                                        \
+  static void NAME(const pool_job *j, int64_t plane) {                                               \
+    const ei__nn_geom *g = j->g;                                                                     \
+    const T *xp = (const T *)j->x + plane * j->in_size;                                              \
+    T *yp = (T *)j->y + plane * j->out_size;                                                         \
+    int64_t o[EI_NN_MAX_SPATIAL] = {0};                                                              \
+    for (int64_t q = 0; q < j->out_size; q++) {                                                      \
+      int64_t base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL], hi[EI_NN_MAX_SPATIAL];                 \
+      T best = LOWEST;                                                                               \
+      int64_t best_off = -1;                                                                         \
+      if (window(g, o, base, lo, hi)) {                                                              \
+        FOR_TAPS(g, j, base, lo, hi, off, {                                                          \
+          const T v = xp[off];                                                                       \
+          if (best_off < 0 || v > best) {                                                            \
+            best = v;                                                                                \
+            best_off = off;                                                                          \
+          }                                                                                          \
+        });                                                                                          \
+      }                                                                                              \
+      yp[q] = best;                                                                                  \
+      if (j->ind) {                                                                                  \
+        int64_t idx = best_off < 0 ? 0 : (j->p->a.storage_order ? col_major(g, best_off) : best_off); \
+        j->ind[plane * j->out_size + q] = plane * j->in_size + idx;                                  \
+      }                                                                                              \
+      for (int i = g->S - 1; i >= 0; i--) {                                                          \
+        if (++o[i] < g->out[i]) break;                                                               \
+        o[i] = 0;                                                                                    \
+      }                                                                                              \
+    }                                                                                                \
+  }
+
+DEFINE_MAXPOOL_PLANE(maxpool_f32, float, -INFINITY)
+DEFINE_MAXPOOL_PLANE(maxpool_u8, uint8_t, 0)
+DEFINE_MAXPOOL_PLANE(maxpool_i8, int8_t, INT8_MIN)
+
+static void avgpool_plane(const pool_job *j, int64_t plane) {
+  const ei__nn_geom *g = j->g;
+  const float *xp = (const float *)j->x + plane * j->in_size;
+  float *yp = (float *)j->y + plane * j->out_size;
+  int64_t o[EI_NN_MAX_SPATIAL] = {0};
+  for (int64_t q = 0; q < j->out_size; q++) {
+    int64_t base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL], hi[EI_NN_MAX_SPATIAL];
+    float sum = 0.f;
+    int64_t count = 1;
+    const int nonempty = window(g, o, base, lo, hi);
+    if (nonempty) FOR_TAPS(g, j, base, lo, hi, off, { sum += xp[off]; });
+    for (int i = 0; i < g->S; i++) {
+      int64_t l = lo[i], h = hi[i];
+      /* count_include_pad: taps inside the padded extent [-pb, in + pe) count too. */
+      if (j->p->a.count_include_pad) tap_range(base[i], g->d[i], g->k[i], -g->pb[i], g->in[i] + g->pe[i], &l, &h);
+      count *= h - l;
+    }
+    yp[q] = count > 0 && nonempty ? sum / (float)count : 0.f;
+    for (int i = g->S - 1; i >= 0; i--) {
+      if (++o[i] < g->out[i]) break;
+      o[i] = 0;
+    }
+  }
+}
+
+static void pool_task(void *arg, int64_t t0, int64_t t1) {
+  const pool_job *j = arg;
+  for (int64_t t = t0; t < t1; t++) {
+    if (!j->p->is_max)
+      avgpool_plane(j, t);
+    else if (j->dt == EI_FLOAT)
+      maxpool_f32(j, t);
+    else if (j->dt == EI_UINT8)
+      maxpool_u8(j, t);
+    else
+      maxpool_i8(j, t);
+  }
+}
+
+ei_status ei__pool_run(ei__run *c) {
+  const pool_params *p = c->node->params;
+  ei__nn_geom g;
+  ei_status st = pool_geom(c->node, p, &c->in[0], &g, c->err, c->errlen);
+  if (st) return st;
+  pool_job j;
+  memset(&j, 0, sizeof j);
+  j.p = p;
+  j.g = &g;
+  j.dt = c->in[0].dtype;
+  j.x = c->in[0].data;
+  j.y = c->out[0].data;
+  j.ind = p->want_indices && c->nout >= 2 ? c->out[1].data : NULL;
+  j.in_size = ei__nn_prod(g.in, g.S);
+  j.out_size = ei__nn_prod(g.out, g.S);
+  j.istride[g.S - 1] = 1;
+  for (int i = g.S - 2; i >= 0; i--) j.istride[i] = j.istride[i + 1] * g.in[i + 1];
+  const int64_t planes = c->in[0].dims[0] * c->in[0].dims[1];
+  const int64_t per = ei__nn_mul_sat(j.out_size, ei__nn_prod(g.k, g.S)) + 1;
+  ei__parallel_for(c->pool, planes, per >= 8192 ? 1 : 8192 / per + 1, pool_task, &j);
+  return EI_OK;
+}
+
+/* ---- GlobalAveragePool / GlobalMaxPool ---- */
+
+ei_status ei__global_pool_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
+  (void)g;
+  if (n->nin < 1 || n->in[0] < 0) return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "input X is required");
+  return EI_OK;
+}
+
+const char *ei__global_pool_kernel_name(const ei__node *n) {
+  return !strcmp(n->op_type, "GlobalMaxPool") ? "f32_global_maxpool" : "f32_global_avgpool";
+}
+
+ei_status ei__global_pool_infer(ei__infer *c) {
+  if (c->nout < 1 || !ei__nn_has(c->nin, c->in, 0)) return EI_NODE_ERR(c, EI_E_INVALID_MODEL, "input X is required");
+  const ei__tensor *x = &c->in[0];
+  if (x->dtype != EI_FLOAT)
+    return EI_NODE_ERR(c, EI_E_UNSUPPORTED, "input X has type %s (float32 supported)", ei_dtype_name(x->dtype));
+  if (x->rank < 2)
+    return EI_NODE_ERR(c, EI_E_SHAPE, "input X has rank %d (at least 2: N, C, spatial...)", x->rank);
+  ei__tensor *y = &c->out[0];
+  y->dtype = EI_FLOAT;
+  y->rank = x->rank;
+  y->dims[0] = x->dims[0];
+  y->dims[1] = x->dims[1];
+  for (int i = 2; i < x->rank; i++) y->dims[i] = 1;
+  return ei__nn_check_numel(c, x->dims, x->rank, "input X");
+}
+
+typedef struct gpool_job {
+  const float *x;
+  float *y;
+  int64_t size;
+  int is_max;
+} gpool_job;
+
+static void gpool_task(void *arg, int64_t t0, int64_t t1) {
+  const gpool_job *j = arg;
+  for (int64_t t = t0; t < t1; t++) {
+    const float *xp = j->x + t * j->size;
+    if (j->is_max) {
+      float m = -INFINITY;
+      for (int64_t i = 0; i < j->size; i++) m = xp[i] > m ? xp[i] : m;
+      j->y[t] = m;
+    } else {
+      /* four partial sums: shorter dependency chain, vectorisable */
+      float s[4] = {0.f, 0.f, 0.f, 0.f};
+      int64_t i = 0;
+      for (; i + 4 <= j->size; i += 4)
+        for (int k = 0; k < 4; k++) s[k] += xp[i + k];
+      for (; i < j->size; i++) s[0] += xp[i];
+      j->y[t] = j->size ? (s[0] + s[1] + s[2] + s[3]) / (float)j->size : NAN;
+    }
+  }
+}
+
+ei_status ei__global_pool_run(ei__run *c) {
+  const ei__tensor *x = &c->in[0];
+  gpool_job j = {x->data, c->out[0].data, ei__nn_prod(x->dims + 2, x->rank - 2),
+                 !strcmp(c->node->op_type, "GlobalMaxPool")};
+  const int64_t planes = x->dims[0] * x->dims[1];
+  ei__parallel_for(c->pool, planes, j.size >= 8192 ? 1 : 8192 / (j.size + 1) + 1, gpool_task, &j);
+  return EI_OK;
+}

@@ -1,0 +1,51 @@
+/* Shared pieces of the edgeinfer CLI commands. */
+#ifndef EI_CLI_H
+#define EI_CLI_H
+
+#include <stdio.h>
+
+#include "edgeinfer.h"
+
+typedef struct cli_inputs {
+  int n;
+  ei_tensor t[16];
+  char names[16][256];
+} cli_inputs;
+
+typedef struct cli_common {
+  int threads;
+  const char *cpus;
+  size_t max_arena;
+  ei_preprocess pre;
+  int pre_set_channels;
+  const char *input_specs[16]; /* NAME=FILE or FILE */
+  int ninput_specs;
+  const char *shape_specs[16]; /* NAME=1x3x224x224 or 1x3x224x224 */
+  int nshape_specs;
+  int batch;                   /* replaces a symbolic first dimension (default 1) */
+} cli_common;
+
+void cli_common_init(cli_common *c);
+/* Parses one common option at argv[*i] (advancing *i past its value); returns 1 if it was one, 0 if not,
+ * -1 on a bad value (message printed). */
+int cli_common_option(cli_common *c, int argc, char **argv, int *i);
+extern const char *cli_common_help;
+
+int cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+ei_status cli_load_model(const char *path, const cli_common *c, ei_model **m, double *load_ms);
+ei_status cli_make_pool(const cli_common *c, ei_threadpool **pool);
+/* Builds the model's inputs from --input files (npy, pb, photo) and --shape, random where not given. */
+int cli_make_inputs(const ei_model *m, const cli_common *c, cli_inputs *in);
+void cli_free_inputs(cli_inputs *in);
+double cli_now_ms(void);
+long cli_peak_rss_kb(void);
+void cli_print_shape(FILE *f, const ei_tensor *t);
+/* Replaces characters other than [A-Za-z0-9._-] by '_'. */
+void cli_safe_name(const char *in, char *out, size_t outlen);
+
+int cmd_run(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_conformance(int argc, char **argv);
+
+#endif

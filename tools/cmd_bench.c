@@ -1,0 +1,132 @@
+/* edgeinfer bench: warm-up, then latency percentiles, images/s and peak RSS (optionally per-node profile). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *help =
+    "usage: edgeinfer bench MODEL [--threads N] [--batch B] [--iters N] [--warmup N] [--json] [--profile]\n"
+    "  --iters N     timed runs (default: as many as fit in 3 s, at least 10, at most 1000)\n"
+    "  --warmup N    untimed runs first (default 3)\n"
+    "  --json        print one JSON object\n"
+    "  --profile     per-node time and GMAC/s\n";
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, int n, double p) {
+  double pos = p * (n - 1);
+  int i = (int)pos;
+  double f = pos - i;
+  return i + 1 < n ? v[i] * (1 - f) + v[i + 1] * f : v[n - 1];
+}
+
+int cmd_bench(int argc, char **argv) {
+  cli_common c;
+  cli_common_init(&c);
+  const char *model = NULL;
+  int iters = 0, warmup = 3, json = 0, profile = 0;
+  for (int i = 1; i < argc; i++) {
+    int r = cli_common_option(&c, argc, argv, &i);
+    if (r < 0) return 2;
+    if (r) continue;
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      printf("%s%s", help, cli_common_help);
+      return 0;
+    } else if (!strcmp(argv[i], "--iters") && i + 1 < argc) {
+      iters = atoi(argv[++i]);
+      if (iters < 1) return cli_die("--iters needs a positive number"), 2;
+    } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+      warmup = atoi(argv[++i]);
+      if (warmup < 0) return cli_die("--warmup needs a number >= 0"), 2;
+    } else if (!strcmp(argv[i], "--json")) {
+      json = 1;
+    } else if (!strcmp(argv[i], "--profile")) {
+      profile = 1;
+    } else if (argv[i][0] == '-') {
+      return cli_die("bench: unknown option '%s'", argv[i]), 2;
+    } else {
+      model = argv[i];
+    }
+  }
+  if (!model) return cli_die("bench: no model given"), 2;
+  ei_model *m = NULL;
+  ei_threadpool *pool = NULL;
+  ei_session *s = NULL;
+  cli_inputs in = {0};
+  ei_tensor outs[16];
+  double load_ms, *lat = NULL;
+  char err[1024];
+  int rc = 1;
+  if (cli_load_model(model, &c, &m, &load_ms) || cli_make_pool(&c, &pool) || cli_make_inputs(m, &c, &in)) goto out;
+  if (ei_session_create(m, pool, &s, err, sizeof err)) { cli_die("%s", err); goto out; }
+  int nout = ei_model_output_count(m) < 16 ? ei_model_output_count(m) : 16;
+  for (int i = 0; i < warmup + 1; i++)
+    if (ei_session_run(s, in.n, in.t, nout, outs, err, sizeof err)) { cli_die("%s", err); goto out; }
+  int cap = iters ? iters : 1000;
+  lat = malloc(sizeof(double) * (size_t)cap);
+  if (!lat) goto out;
+  int n = 0;
+  double start = cli_now_ms();
+  while (n < cap) {
+    double t0 = cli_now_ms();
+    if (ei_session_run(s, in.n, in.t, nout, outs, err, sizeof err)) { cli_die("%s", err); goto out; }
+    lat[n++] = cli_now_ms() - t0;
+    if (!iters && n >= 10 && cli_now_ms() - start > 3000) break;
+  }
+  qsort(lat, (size_t)n, sizeof(double), cmp_d);
+  int64_t batch = in.n && in.t[0].rank ? in.t[0].dims[0] : 1;
+  double med = pct(lat, n, 0.5), p90 = pct(lat, n, 0.9), p99 = pct(lat, n, 0.99);
+  double rss_mb = cli_peak_rss_kb() / 1024.0;
+  ei_plan_stats ps;
+  ei_session_plan_stats(s, &ps);
+  if (json) {
+    printf("{\"model\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %lld, \"iters\": %d, "
+           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"min_ms\": %.4f, \"images_per_s\": %.2f, "
+           "\"peak_rss_mb\": %.2f, \"load_ms\": %.2f, \"arena_bytes\": %zu, \"gmac_per_image\": %.4f}\n",
+           model, ei_isa_name(), c.threads, (long long)batch, n, med, p90, p99, lat[0], batch * 1000.0 / med, rss_mb,
+           load_ms, ps.arena_bytes, ps.macs / 1e9 / (batch ? batch : 1));
+  } else {
+    printf("model %s, batch %lld, %d thread%s, kernels %s, %d runs\n", model, (long long)batch, c.threads,
+           c.threads > 1 ? "s" : "", ei_isa_name(), n);
+    printf("latency median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f ms\n", med, p90, p99, lat[0]);
+    printf("throughput %.1f images/s; %.2f GMAC/s\n", batch * 1000.0 / med, ps.macs / 1e6 / med);
+    printf("load %.1f ms; peak RSS %.1f MB; arena %.2f MB\n", load_ms, rss_mb, ps.arena_bytes / 1e6);
+  }
+  if (profile) {
+    ei_session_set_profiling(s, 1);
+    int nn = ei_model_node_count(m);
+    double *acc = calloc((size_t)nn + 1, sizeof(double));
+    int reps = 10;
+    for (int r = 0; acc && r < reps; r++) {
+      if (ei_session_run(s, in.n, in.t, nout, outs, err, sizeof err)) break;
+      for (int i = 0; i < nn; i++) {
+        uint64_t ns;
+        int64_t macs;
+        ei_session_node_time_ns(s, i, &ns, &macs);
+        acc[i] += ns / 1e6 / reps;
+      }
+    }
+    printf("%-5s %-20s %-26s %10s %9s  %s\n", "node", "op", "kernel", "ms", "GMAC/s", "name");
+    for (int i = 0; acc && i < nn; i++) {
+      ei_node_info ni;
+      uint64_t ns;
+      int64_t macs;
+      ei_model_node_info(m, i, &ni);
+      ei_session_node_time_ns(s, i, &ns, &macs);
+      printf("%-5d %-20s %-26s %10.4f %9.2f  %s\n", i, ni.op_type, ni.kernel ? ni.kernel : "", acc[i],
+             acc[i] > 0 ? macs / 1e6 / acc[i] : 0.0, ni.name);
+    }
+    free(acc);
+  }
+  rc = 0;
+out:
+  free(lat);
+  ei_session_destroy(s);
+  cli_free_inputs(&in);
+  ei_model_destroy(m);
+  ei_threadpool_destroy(pool);
+  return rc;
+}
