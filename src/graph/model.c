@@ -208,8 +208,9 @@ ei_status ei_session_plan(ei_session *s, int ninputs, const ei_tensor *inputs, c
   if (p->arena_size > s->arena_cap) {
     void *a = ei__malloc(p->arena_size);
     if (!a) {
+      size_t bytes = p->arena_size;
       ei__plan_free(p, s->m->g);
-      return ei__err(err, errlen, EI_E_NOMEM, "cannot allocate the %zu-byte arena", p->arena_size);
+      return ei__err(err, errlen, EI_E_NOMEM, "cannot allocate the %zu-byte arena", bytes);
     }
     ei__free(s->arena);
     s->arena = a;

@@ -4,12 +4,12 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "graph/graph.h"
+#include "graph/passes.h"
 
 #define FOLD_MAX_BYTES ((size_t)256 << 20)
 
 /* Number of live nodes reading value v (+1 if it is a graph output). */
-static int use_count(const ei__graph *g, int v) {
+int ei__pass_use_count(const ei__graph *g, int v) {
   int c = g->values[v].is_output;
   for (int i = 0; i < g->nnodes; i++) {
     const ei__node *n = &g->nodes[i];
@@ -19,7 +19,7 @@ static int use_count(const ei__graph *g, int v) {
   return c;
 }
 
-static int single_consumer(const ei__graph *g, int v) {
+int ei__pass_single_consumer(const ei__graph *g, int v) {
   if (g->values[v].is_output) return -1;
   int who = -1;
   for (int i = 0; i < g->nnodes; i++) {
@@ -35,7 +35,7 @@ static int single_consumer(const ei__graph *g, int v) {
   return who;
 }
 
-static void replace_uses(ei__graph *g, int from, int to) {
+void ei__pass_replace_uses(ei__graph *g, int from, int to) {
   for (int i = 0; i < g->nnodes; i++) {
     ei__node *n = &g->nodes[i];
     if (n->dead) continue;
@@ -44,7 +44,7 @@ static void replace_uses(ei__graph *g, int from, int to) {
   }
 }
 
-static void kill_node(ei__graph *g, ei__node *n) {
+void ei__pass_kill_node(ei__graph *g, ei__node *n) {
   (void)g;
   if (n->op && n->params) {
     if (n->op->fini) n->op->fini(n);
@@ -75,13 +75,13 @@ static void remove_identity(ei__graph *g) {
     ei__node *n = &g->nodes[i];
     if (n->dead || n->nin < 1 || n->in[0] < 0) continue;
     int is_id = !strcmp(n->op_type, "Identity") && !n->domain[0];
-    int is_drop = !strcmp(n->op_type, "Dropout") && !n->domain[0] && (n->nout < 2 || n->out[1] < 0 || use_count(g, n->out[1]) == 0);
+    int is_drop = !strcmp(n->op_type, "Dropout") && !n->domain[0] && (n->nout < 2 || n->out[1] < 0 || ei__pass_use_count(g, n->out[1]) == 0);
     if (is_drop && n->nin >= 3 && n->in[2] >= 0) is_drop = 0; /* training_mode given: let the op decide */
     if (!is_id && !is_drop) continue;
     int out = n->out[0];
     if (out < 0 || g->values[out].is_output) continue;
-    replace_uses(g, out, n->in[0]);
-    kill_node(g, n);
+    ei__pass_replace_uses(g, out, n->in[0]);
+    ei__pass_kill_node(g, n);
   }
 }
 
@@ -122,7 +122,7 @@ static ei_status fold_constants(ei__graph *g, char *err, size_t errlen) {
       v->is_const = 1;
       v->producer = -1;
     }
-    kill_node(g, n);
+    ei__pass_kill_node(g, n);
   }
   return EI_OK;
 }
@@ -140,7 +140,7 @@ static ei_status fold_batchnorm(ei__graph *g, char *err, size_t errlen) {
       const ei__value *xv = &g->values[x];
       if (xv->producer < 0) continue;
       ei__node *cv = &g->nodes[xv->producer];
-      if (cv->dead || strcmp(cv->op_type, "Conv") || cv->domain[0] || cv->nout != 1 || single_consumer(g, x) != i) continue;
+      if (cv->dead || strcmp(cv->op_type, "Conv") || cv->domain[0] || cv->nout != 1 || ei__pass_single_consumer(g, x) != i) continue;
       if (cv->act.kind != EI_ACT_NONE) continue;
       const ei__value *w = ei__node_const_input(g, cv, 1);
       const ei__value *b = cv->nin > 2 && cv->in[2] >= 0 ? ei__node_const_input(g, cv, 2) : NULL;
@@ -193,7 +193,7 @@ static ei_status fold_batchnorm(ei__graph *g, char *err, size_t errlen) {
       g->values[cv->out[0]].producer = -1;
       cv->out[0] = y;
       g->values[y].producer = (int)(cv - g->nodes);
-      kill_node(g, bn);
+      ei__pass_kill_node(g, bn);
     }
   next:;
   }
@@ -255,14 +255,14 @@ static void fuse_activations(ei__graph *g) {
     if (xv->producer < 0) continue;
     ei__node *p = &g->nodes[xv->producer];
     if (p->dead || !p->op || !(p->op->flags & EI_OPF_FUSE_ACT) || p->act.kind != EI_ACT_NONE || p->nout != 1) continue;
-    if (single_consumer(g, x) != i) continue;
+    if (ei__pass_single_consumer(g, x) != i) continue;
     if (!value_is_float(g, x, 0)) continue;
     p->act = act;
     int y = a->out[0];
     g->values[x].producer = -1;
     p->out[0] = y;
     g->values[y].producer = (int)(p - g->nodes);
-    kill_node(g, a);
+    ei__pass_kill_node(g, a);
   }
 }
 
@@ -278,7 +278,7 @@ static ei_status remove_dead(ei__graph *g, char *err, size_t errlen) {
     int live = 0;
     for (int k = 0; k < n->nout; k++) live |= n->out[k] >= 0 && used[n->out[k]];
     if (!live) {
-      kill_node(g, n);
+      ei__pass_kill_node(g, n);
       continue;
     }
     for (int k = 0; k < n->nin; k++)
@@ -355,9 +355,12 @@ ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen
   if ((s = remove_dead(g, err, errlen))) return s;
   if (optimize) {
     remove_identity(g);
+    if ((s = ei__pass_qdq(g, err, errlen))) return s; /* before folding, which would fold DequantizeLinear(W) */
+    ei__pass_dead_code(g);
     if ((s = fold_constants(g, err, errlen))) return s;
     if ((s = fold_batchnorm(g, err, errlen))) return s;
     fuse_activations(g);
+    ei__pass_dead_code(g);
   }
   if ((s = remove_dead(g, err, errlen))) return s;
   compact(g);
@@ -369,4 +372,32 @@ ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen
   release_constants(g);
   g->prepared = 1;
   return EI_OK;
+}
+
+void ei__pass_dead_code(ei__graph *g) {
+  int *uses = ei__calloc((size_t)g->nvalues + 1, sizeof(int));
+  if (!uses) return; /* an optimization only */
+  for (int changed = 1; changed;) {
+    changed = 0;
+    memset(uses, 0, sizeof(int) * (size_t)g->nvalues);
+    for (int o = 0; o < g->noutputs; o++) uses[g->outputs[o]]++;
+    for (int i = 0; i < g->nnodes; i++) {
+      const ei__node *n = &g->nodes[i];
+      if (n->dead) continue;
+      for (int k = 0; k < n->nin; k++)
+        if (n->in[k] >= 0) uses[n->in[k]]++;
+    }
+    for (int i = g->nnodes - 1; i >= 0; i--) {
+      ei__node *n = &g->nodes[i];
+      if (n->dead) continue;
+      int used = 0;
+      for (int k = 0; k < n->nout; k++) used |= n->out[k] >= 0 && uses[n->out[k]] > 0;
+      if (used) continue;
+      for (int k = 0; k < n->nin; k++)
+        if (n->in[k] >= 0) uses[n->in[k]]--;
+      ei__pass_kill_node(g, n);
+      changed = 1;
+    }
+  }
+  ei__free(uses);
 }

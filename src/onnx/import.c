@@ -469,6 +469,11 @@ static ei_status parse_graph(importer *im, const uint8_t *data, size_t len, cons
       return s;
     }
     ei__free(nm);
+    ei__value *ov = &g->values[vi];
+    if (type.data && !ov->is_const && !ov->is_input) {
+      /* The declared type (a hint: plans infer the real shape); kept for ei_model_output_info. */
+      if ((s = parse_type(im, type.data, type.len, ov))) return s;
+    }
     g->values[vi].is_output = 1;
     g->outputs[g->noutputs++] = vi;
   }
