@@ -120,7 +120,7 @@ static void sweep(const char *name, const void *model, size_t size, int threads,
   ei_allocator a = {fa_alloc, fa_free, &fa};
   long counts[EI_E_INTERNAL + 1] = {0};
   long n, max_calls = 0;
-  int bad = 0;
+  int bad = 0, others = 0;
   for (n = 1;; n++) {
     memset(&fa, 0, sizeof fa);
     fa.fail_at = n;
@@ -147,6 +147,8 @@ static void sweep(const char *name, const void *model, size_t size, int threads,
       continue;
     }
     counts[o.status]++;
+    if (o.status != EI_OK && o.status != EI_E_NOMEM && ++others <= 3) /* allowed, but shown */
+      printf("  N=%ld: %s returned %s: %s\n", n, o.stage, ei_strerror(o.status), o.err);
     if (o.status != EI_OK && !o.err[0]) {
       check(0, "%s: N=%ld: %s returned %s without a message", name, n, o.stage, ei_strerror(o.status));
       bad++;

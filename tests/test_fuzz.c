@@ -3,7 +3,7 @@
  * usage: test_fuzz [--cases N] [--seed S] [--only K] [-v] PATH...
  *   PATH  a folder of ONNX backend cases (every PATH/<case>/model.onnx is taken) or an .onnx file; a file larger
  *         than 64 KiB contributes only its first 64 KiB. Missing paths are skipped with a note.
- *   --cases N   mutated cases to run (default 3000); --seed S   PRNG seed (default 0x0eed);
+ *   --cases N   mutated cases to run (default 20000); --seed S   PRNG seed (default 0x0eed);
  *   --only K    run case K alone and print its mutations (to replay a failure); -v   print every case.
  *
  * Every corpus entry is first loaded unmutated, then each case picks an entry (seeded splitmix64), applies 1-3
@@ -619,7 +619,7 @@ static void run_case(uint64_t seed, long c, int nmodels, buf *b) {
 }
 
 int main(int argc, char **argv) {
-  long ncases = 3000, only = -1;
+  long ncases = 20000, only = -1;
   uint64_t seed = 0x0eed;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--cases") && i + 1 < argc) {

@@ -676,6 +676,75 @@ static void case_conv(void) {
   free(m.p);
 }
 
+/* Loads, plans and runs; any status is accepted as long as nothing crashes and failures carry a message. */
+static void expect_no_crash(const char *what, const pb *bytes, const ei_tensor *in, int nin) {
+  char err[1024] = "";
+  ei_model *m = NULL;
+  ei_session *s = NULL;
+  ei_model_options o = options();
+  const char *stage = "load";
+  ei_status st = ei_model_load_memory(bytes->p, bytes->n, NULL, &o, &m, err, sizeof err);
+  if (!st) stage = "session", st = ei_session_create(m, NULL, &s, err, sizeof err);
+  if (!st) {
+    ei_tensor out[4];
+    stage = "run";
+    st = ei_session_run(s, nin, in, ei_model_output_count(m) < 4 ? ei_model_output_count(m) : 4, out, err,
+                        sizeof err);
+  }
+  check(st == EI_OK || err[0], what, "%s returned %s without a message", stage, ei_strerror(st));
+  if (st == EI_OK || err[0]) {
+    g_pass++;
+    printf("ok   %-34s %s: %s%s%s\n", what, stage, ei_strerror(st), err[0] ? ": " : "", err);
+  }
+  ei_session_destroy(s);
+  ei_model_destroy(m);
+}
+
+static void case_omitted_outputs(void) {
+  int64_t xd[1] = {6}, half[1] = {3};
+  float x[6] = {1, 2, 3, 4, 5, 6};
+  ei_tensor in = make_tensor(EI_FLOAT, 1, xd, x);
+  /* Split whose first output is omitted, the second used. */
+  pb g = {0};
+  value_info(&g, 11, "x", F32, 1, xd);
+  {
+    pb a = {0};
+    attr_int(&a, "axis", 0);
+    node(&g, "Split", "split_half", "x", ",second", &a, NULL);
+  }
+  value_info(&g, 12, "second", F32, 1, half);
+  pb m = model(8, 13, NULL, 0, &g);
+  expect_no_crash("Split with output 0 omitted", &m, &in, 1);
+  free(m.p);
+  /* Nodes whose only output is omitted or absent, beside a live node. */
+  g = (pb){0};
+  value_info(&g, 11, "x", F32, 1, xd);
+  node(&g, "Neg", "neg_nowhere", "x", "", NULL, NULL);
+  node(&g, "Shape", "shape_nothing", "x", NULL, NULL, NULL);
+  node(&g, "Relu", "relu0", "x", "y", NULL, NULL);
+  value_info(&g, 12, "y", F32, 1, xd);
+  m = model(8, 13, NULL, 0, &g);
+  expect_no_crash("nodes without outputs", &m, &in, 1);
+  free(m.p);
+  /* Dropout whose output is omitted and whose mask is the graph output. */
+  g = (pb){0};
+  value_info(&g, 11, "x", F32, 1, xd);
+  node(&g, "Dropout", "dropout_mask", "x", ",mask", NULL, NULL);
+  value_info(&g, 12, "mask", 9, 1, xd);
+  m = model(8, 13, NULL, 0, &g);
+  expect_no_crash("Dropout with only the mask used", &m, &in, 1);
+  free(m.p);
+  /* More outputs than the operator has. */
+  g = (pb){0};
+  value_info(&g, 11, "x", F32, 1, xd);
+  node(&g, "Relu", "relu_two", "x", "y,extra", NULL, NULL);
+  value_info(&g, 12, "y", F32, 1, xd);
+  value_info(&g, 12, "extra", F32, 1, xd);
+  m = model(8, 13, NULL, 0, &g);
+  expect_plan("more outputs than the op has", &m, 1, &in, 1, EI_E_INVALID_MODEL, "relu_two", NULL);
+  free(m.p);
+}
+
 static void case_api(void) {
   char err[256] = "";
   ei_model *m = NULL;
@@ -712,6 +781,7 @@ int main(void) {
   case_ops_and_versions();
   case_limits();
   case_conv();
+  case_omitted_outputs();
   case_api();
   printf("%d passed, %d failed\n", g_pass, g_fail);
   return g_fail ? 1 : 0;

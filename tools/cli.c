@@ -242,7 +242,7 @@ static float rng_normal(void) {
   return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
 }
 
-static int load_photo(const ei_value_info *vi, const cli_common *c, const char *file, ei_tensor *t) {
+int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *file, ei_tensor *t) {
   ei_preprocess p = c->pre;
   if (vi->rank == 4 && vi->dims[1] > 0 && !(c->pre_set_channels & 1)) p.channels = vi->dims[1] == 1 ? 1 : 3;
   if (vi->rank == 4 && vi->dims[2] > 0 && vi->dims[3] > 0 && !(c->pre_set_channels & 4)) {
@@ -307,7 +307,7 @@ int cli_make_inputs(const ei_model *m, const cli_common *c, cli_inputs *in) {
     in->n = i + 1;
     if (file) {
       if (has_ext(file, ".jpg") || has_ext(file, ".jpeg") || has_ext(file, ".png")) {
-        if (load_photo(&vi, c, file, t)) return 1;
+        if (cli_load_photo(&vi, c, file, t)) return 1;
       } else {
         char err[512];
         ei_tensor lt;

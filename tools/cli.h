@@ -37,6 +37,9 @@ ei_status cli_make_pool(const cli_common *c, ei_threadpool **pool);
 /* Builds the model's inputs from --input files (npy, pb, photo) and --shape, random where not given. */
 int cli_make_inputs(const ei_model *m, const cli_common *c, cli_inputs *in);
 void cli_free_inputs(cli_inputs *in);
+/* A photo preprocessed for model input vi as `run` does it (channels, crop and resize from the input's shape unless
+ * given); t->data is malloc'd. Returns 0, or 1 after printing an error. */
+int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *file, ei_tensor *t);
 double cli_now_ms(void);
 long cli_peak_rss_kb(void);
 void cli_print_shape(FILE *f, const ei_tensor *t);
@@ -47,5 +50,6 @@ int cmd_run(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_conformance(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -67,7 +67,7 @@ static void run_chunks(ei_threadpool *p) {
 static void *worker(void *arg) {
   ei_threadpool *p = arg;
   tl_in_pool = 1;
-  uint32_t seen = atomic_load(&p->gen);
+  uint32_t seen = 0; /* gen at creation: a region (or stop) posted before this thread got here is not missed */
   for (;;) {
     wait_change(&p->gen, seen);
     seen = atomic_load_explicit(&p->gen, memory_order_acquire);

@@ -58,7 +58,8 @@ ei_status ei__eval_node(const ei__graph *g, ei__node *n, const ei__tensor *ins, 
   }
   if ((s = ei__infer_node(g, n, ins, outs, &wsz, NULL, err, errlen))) goto out;
   for (int k = 0; k < n->nout; k++) {
-    if (n->out[k] < 0) continue;
+    /* An omitted output the op still inferred gets a buffer too (kernels write their outputs); freed below. */
+    if (n->out[k] < 0 && (outs[k].rank < 0 || !ei_dtype_size(outs[k].dtype))) continue;
     size_t nb = 0;
     if ((s = check_out(n, k, &outs[k], max_bytes, &nb, err, errlen))) goto out;
     outs[k].data = ei__malloc(nb ? nb : 1);
@@ -73,6 +74,11 @@ ei_status ei__eval_node(const ei__graph *g, ei__node *n, const ei__tensor *ins, 
   s = n->op->run(&r);
 out:
   ei__free(ws);
+  for (int k = 0; k < n->nout; k++)
+    if (n->out[k] < 0) {
+      ei__free(outs[k].data);
+      outs[k].data = NULL;
+    }
   if (initialized) {
     if (n->op->fini) n->op->fini(n);
     else ei__free(n->params);

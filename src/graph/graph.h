@@ -9,6 +9,14 @@
  * constants that only packed inputs used. */
 ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen);
 
+/* ei__graph_prepare with more control (the quantizer loads float models this way). */
+typedef struct ei__prepare_options {
+  int optimize;         /* the load-time passes (as ei__graph_prepare's optimize) */
+  int keep_constants;   /* keep the data of constants that init() packed (weights stay readable) */
+  unsigned fuse_acts;   /* bit (1u << ei__act_kind) for each activation kind fusion may fold; ~0u: all */
+} ei__prepare_options;
+ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char *err, size_t errlen);
+
 /* Runs one node on fully known inputs, allocating its outputs as new constant data (used by constant folding at
  * load and by plan-time folding). vals are tensors of the node's inputs; outs receive dtype/dims/data
  * (data allocated with ei__malloc). */
@@ -44,6 +52,11 @@ typedef struct ei__plan {
 
 ei_status ei__plan_make(const ei__graph *g, int ninputs, const ei_tensor *inputs, size_t max_arena, ei__plan **out,
                         char *err, size_t errlen);
+/* ei__plan_make with flags: EI_PLAN_KEEP_ALL gives every intermediate tensor its own arena slot (no memory
+ * reuse), so every value can be read after a run (calibration, per-layer comparisons). */
+enum { EI_PLAN_KEEP_ALL = 1u << 0 };
+ei_status ei__plan_make_ex(const ei__graph *g, int ninputs, const ei_tensor *inputs, size_t max_arena, unsigned flags,
+                           ei__plan **out, char *err, size_t errlen);
 void ei__plan_free(ei__plan *p, const ei__graph *g);
 /* 1 if the plan was made for these input shapes. */
 int ei__plan_matches(const ei__plan *p, int ninputs, const ei_tensor *inputs);

@@ -203,6 +203,7 @@ typedef struct ei__op {
 extern const ei__op ei__ops_elementwise[]; /* src/kernels/ref/elementwise.c, misc.c */
 extern const ei__op ei__ops_nn[];          /* src/kernels/ref/conv.c, pool.c, gemm.c, ... */
 extern const ei__op ei__ops_tensor[];      /* src/kernels/ref/tensor.c, resize.c, ... */
+extern const ei__op ei__ops_quant[];       /* src/kernels/ref/quant_ops.c, q*.c */
 const ei__op *ei__op_find(const char *domain, const char *type);
 
 /* Shared helpers for kernels (src/kernels/ref/common.c). */

@@ -228,7 +228,8 @@ static int scalar_const(const ei__graph *g, const ei__node *n, int k, float *out
   return 1;
 }
 
-static void fuse_activations(ei__graph *g) {
+/* fuse_mask: bit (1u << kind) set for each activation kind that may be fused. */
+static void fuse_activations(ei__graph *g, unsigned fuse_mask) {
   for (int i = 0; i < g->nnodes; i++) {
     ei__node *a = &g->nodes[i];
     if (a->dead || a->domain[0] || a->nin < 1 || a->in[0] < 0 || a->nout != 1 || a->out[0] < 0) continue;
@@ -250,6 +251,7 @@ static void fuse_activations(ei__graph *g) {
     } else {
       continue;
     }
+    if (!((fuse_mask >> act.kind) & 1u)) continue;
     int x = a->in[0];
     const ei__value *xv = &g->values[x];
     if (xv->producer < 0) continue;
@@ -350,6 +352,12 @@ static void mark_shape_inputs(ei__graph *g) {
 }
 
 ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen) {
+  ei__prepare_options o = {optimize, 0, ~0u};
+  return ei__graph_prepare_ex(g, &o, err, errlen);
+}
+
+ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char *err, size_t errlen) {
+  int optimize = o->optimize;
   ei_status s = lookup_ops(g, err, errlen);
   if (s) return s;
   if ((s = remove_dead(g, err, errlen))) return s;
@@ -359,7 +367,7 @@ ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen
     ei__pass_dead_code(g);
     if ((s = fold_constants(g, err, errlen))) return s;
     if ((s = fold_batchnorm(g, err, errlen))) return s;
-    fuse_activations(g);
+    fuse_activations(g, o->fuse_acts);
     ei__pass_dead_code(g);
   }
   if ((s = remove_dead(g, err, errlen))) return s;
@@ -369,7 +377,7 @@ ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen
     ei__node *n = &g->nodes[i];
     if (n->op->init && (s = n->op->init(g, n, err, errlen))) return s;
   }
-  release_constants(g);
+  if (!o->keep_constants) release_constants(g);
   g->prepared = 1;
   return EI_OK;
 }

@@ -124,8 +124,26 @@ static size_t tensor_bytes(const ei__tensor *t) {
   return n;
 }
 
+/* Omitted outputs (out[k] < 0) that the op inferred anyway still get scratch at the start of the node's
+ * workspace, since kernels write every output they produce. Sets their views' data when base is non-NULL and
+ * returns the bytes they take. */
+static size_t omitted_outputs(const ei__node *n, ei__tensor *outs, char *base) {
+  size_t off = 0;
+  for (int k = 0; k < n->nout; k++) {
+    if (n->out[k] >= 0 || outs[k].rank < 0 || !ei_dtype_size(outs[k].dtype)) continue;
+    if (base) outs[k].data = base + off;
+    off += ei__align_up(tensor_bytes(&outs[k]), EI_ALIGN);
+  }
+  return off;
+}
+
 ei_status ei__plan_make(const ei__graph *g, int ninputs, const ei_tensor *inputs, size_t max_arena, ei__plan **out,
                         char *err, size_t errlen) {
+  return ei__plan_make_ex(g, ninputs, inputs, max_arena, 0, out, err, errlen);
+}
+
+ei_status ei__plan_make_ex(const ei__graph *g, int ninputs, const ei_tensor *inputs, size_t max_arena, unsigned flags,
+                           ei__plan **out, char *err, size_t errlen) {
   ei_status s;
   *out = NULL;
   if (err && errlen) err[0] = 0;
@@ -224,8 +242,8 @@ ei_status ei__plan_make(const ei__graph *g, int ninputs, const ei_tensor *inputs
     if ((s = ei__infer_node(g, n, ins, outs, &ws, &p->node_macs[i], err, errlen))) goto fail;
     size_t out_bytes = 0;
     for (int k = 0; k < n->nout; k++) {
-      if (n->out[k] < 0) continue;
       const ei__tensor *t = &outs[k];
+      if (n->out[k] < 0 && (t->rank < 0 || !ei_dtype_size(t->dtype))) continue; /* omitted, not inferred */
       if (t->rank < 0 && t->dtype == EI_UNDEFINED) { /* the op left it alone: more outputs than it has */
         s = ei__err(err, errlen, EI_E_INVALID_MODEL, "node '%s' (%s): the operator has no output %d ('%s')", n->name,
                     n->op_type, k, g->values[n->out[k]].name);
@@ -241,12 +259,14 @@ ei_status ei__plan_make(const ei__graph *g, int ninputs, const ei_tensor *inputs
         if (t->dims[d] < 0 || !ei__mul_size(b, (size_t)t->dims[d], &b) || b > max_arena) {
           s = ei__err(err, errlen, t->dims[d] < 0 ? EI_E_SHAPE : EI_E_LIMIT,
                       "node '%s' (%s): output '%s' shape is invalid or exceeds the arena limit of %zu bytes", n->name,
-                      n->op_type, g->values[n->out[k]].name, max_arena);
+                      n->op_type, n->out[k] >= 0 ? g->values[n->out[k]].name : "(omitted)", max_arena);
           goto fail;
         }
       out_bytes += b;
     }
     p->macs += p->node_macs[i];
+    size_t omitted = omitted_outputs(n, outs, NULL);
+    if (omitted) ws = omitted + ei__align_up(ws, EI_ALIGN);
     p->ws_size[i] = ws;
     if (all_known && out_bytes <= KNOWN_MAX_BYTES) {
       ei__tensor fo[8];
@@ -308,6 +328,7 @@ ei_status ei__plan_make(const ei__graph *g, int ninputs, const ei_tensor *inputs
     p->naive_bytes += ei__align_up(b, EI_ALIGN);
     p->ntensors++;
     if (first[v] < 0) first[v] = 0;
+    if (flags & EI_PLAN_KEEP_ALL) first[v] = 0, last[v] = nn; /* every tensor lives through the whole run */
     items[ni++] = (item){b ? b : 1, first[v], last[v], &p->offset[v]};
   }
   for (int i = 0; i < nn; i++)
@@ -356,8 +377,9 @@ ei_status ei__plan_run(const ei__graph *g, const ei__plan *cp, void *arena, ei_t
     ei__tensor *ins = &p->node_io[p->node_io_start[i]], *outs = ins + n->nin;
     for (int k = 0; k < n->nin; k++) ins[k].data = n->in[k] >= 0 ? p->ptr[n->in[k]] : NULL;
     for (int k = 0; k < n->nout; k++) outs[k].data = n->out[k] >= 0 ? p->ptr[n->out[k]] : NULL;
-    ei__run r = {n, n->nin, n->nout, ins, outs, p->ws_size[i] ? (char *)arena + p->ws_offset[i] : NULL, pool, err,
-                 errlen};
+    char *ws = p->ws_size[i] ? (char *)arena + p->ws_offset[i] : NULL;
+    size_t omitted = ws ? omitted_outputs(n, outs, ws) : 0;
+    ei__run r = {n, n->nin, n->nout, ins, outs, p->ws_size[i] > omitted ? ws + omitted : NULL, pool, err, errlen};
     uint64_t t0 = node_ns ? ei__now_ns() : 0;
     ei_status s = n->op->run(&r);
     if (node_ns) node_ns[i] = ei__now_ns() - t0;

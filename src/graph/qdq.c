@@ -82,6 +82,13 @@ static int32_t scalar_zp(const ei__graph *g, int v) {
 
 static ei_dtype zp_type(const ei__graph *g, const qp *q) { return q->zp >= 0 ? g->values[q->zp].dtype : EI_UINT8; }
 
+/* The integer type of a DequantizeLinear's input: known for constants; for activations (whose types are
+ * inferred only when planning) the zero point's type, uint8 when there is none. */
+static ei_dtype int_type(const ei__graph *g, const qp *q) {
+  const ei__value *x = val(g, q->x);
+  return x->is_const ? x->dtype : zp_type(g, q);
+}
+
 static int same_params(const ei__graph *g, const qp *a, const qp *b) {
   return scalar_f(g, a->scale) == scalar_f(g, b->scale) && scalar_zp(g, a->zp) == scalar_zp(g, b->zp) &&
          zp_type(g, a) == zp_type(g, b);
@@ -232,7 +239,7 @@ static ei_status fold_linear(ei__graph *g, int i) {
   int actnode = -1;
   if (!dq_of(g, n->in[0], 0, &xq) || val(g, xq.x)->is_const) return EI_OK;
   if (!dq_of(g, n->in[1], 1, &wq)) return EI_OK;
-  ei_dtype xt = val(g, xq.x)->dtype, wt = val(g, wq.x)->dtype;
+  ei_dtype xt = int_type(g, &xq), wt = int_type(g, &wq);
   if ((xt != EI_UINT8 && xt != EI_INT8) || (wt != EI_UINT8 && wt != EI_INT8)) return EI_OK;
   int has_q = q_after_act(g, n->out[0], &yq, &act, &actnode);
   const char *name = n->name;
@@ -311,7 +318,7 @@ static ei_status fold_qlinear_ms(ei__graph *g, int i) {
   if (n->nin < 1 || n->nin > 64) return EI_OK;
   for (int k = 0; k < n->nin; k++) {
     if (!dq_of(g, n->in[k], 0, &in[k])) return EI_OK;
-    ei_dtype t = val(g, in[k].x)->dtype;
+    ei_dtype t = int_type(g, &in[k]);
     if (t != EI_UINT8 && t != EI_INT8) return EI_OK;
   }
   int allow_act = target[7] == 'A' || target[7] == 'M'; /* QLinearAdd / QLinearMul */
@@ -319,7 +326,7 @@ static ei_status fold_qlinear_ms(ei__graph *g, int i) {
   if (actnode >= 0 && !allow_act) return EI_OK;
   ei_dtype yt = zp_type(g, &yq);
   for (int k = 0; k < n->nin; k++)
-    if (val(g, in[k].x)->dtype != yt) return EI_OK; /* mixed u8/s8: leave float */
+    if (int_type(g, &in[k]) != yt) return EI_OK; /* mixed u8/s8: leave float */
   int ins[3 * 64 + 2], nin = 0;
   if (!strcmp(target, "QLinearConcat")) {
     ins[nin++] = yq.scale;
@@ -358,7 +365,7 @@ static ei_status fold_movement(ei__graph *g, int i) {
   if (is_op(n, "Resize") && strcmp(ei__attr_str(n, "mode", "nearest"), "nearest")) return EI_OK;
   qp xq, yq;
   if (!dq_of(g, n->in[0], 0, &xq) || !q_after(g, n->out[0], &yq) || !same_params(g, &xq, &yq)) return EI_OK;
-  ei_dtype t = val(g, xq.x)->dtype;
+  ei_dtype t = int_type(g, &xq);
   if (t != EI_UINT8 && t != EI_INT8) return EI_OK;
   n->in[0] = xq.x;
   g->values[n->out[0]].producer = -1;
@@ -389,7 +396,7 @@ static ei_status fold_lookup(ei__graph *g, int i) {
   if (n->nout != 1 || n->nin < 1 || !unary_fn(n, &f, &is_tanh) || !have_op("ai.edgeinfer", "QLinearLookup")) return EI_OK;
   qp xq, yq;
   if (!dq_of(g, n->in[0], 0, &xq) || !q_after(g, n->out[0], &yq)) return EI_OK;
-  ei_dtype xt = val(g, xq.x)->dtype, yt = zp_type(g, &yq);
+  ei_dtype xt = int_type(g, &xq), yt = zp_type(g, &yq);
   if ((xt != EI_UINT8 && xt != EI_INT8) || xt != yt) return EI_OK;
   float xs = scalar_f(g, xq.scale), ys = scalar_f(g, yq.scale);
   int32_t xz = scalar_zp(g, xq.zp), yz = scalar_zp(g, yq.zp);

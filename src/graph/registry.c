@@ -3,7 +3,7 @@
 
 #include "graph/ir.h"
 
-static const ei__op *const groups[] = {ei__ops_elementwise, ei__ops_nn, ei__ops_tensor};
+static const ei__op *const groups[] = {ei__ops_elementwise, ei__ops_nn, ei__ops_tensor, ei__ops_quant};
 
 const ei__op *ei__op_find(const char *domain, const char *type) {
   if (!domain || !strcmp(domain, "ai.onnx")) domain = "";

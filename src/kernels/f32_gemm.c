@@ -1,7 +1,9 @@
 /* Portable float32 GEMM (see f32_gemm.h): packing of A/B, an MR x 16 plain-C micro-kernel written so the
  * compiler vectorises its inner loop, K/N/M cache blocking, the epilogue (alpha, accumulate, bias,
  * activation) and the split of the block grid over the thread pool. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
+#endif
 #include "kernels/f32_gemm.h"
 
 #define MR EI_F32_GEMM_MR

@@ -204,9 +204,9 @@ static ei_status parse_node(importer *im, const ei__pb_field *nf, int idx, const
     if (f.num == 1) nin++;
     else if (f.num == 2) nout++;
     else if (f.num == 5) nattr++;
-    else if (f.num == 3 && !n->name) n->name = dup_view(&f);
-    else if (f.num == 4 && !n->op_type) n->op_type = dup_view(&f);
-    else if (f.num == 7 && !n->domain) n->domain = dup_view(&f);
+    else if (f.num == 3 && !n->name) { if (!(n->name = dup_view(&f))) return EI_E_NOMEM; }
+    else if (f.num == 4 && !n->op_type) { if (!(n->op_type = dup_view(&f))) return EI_E_NOMEM; }
+    else if (f.num == 7 && !n->domain) { if (!(n->domain = dup_view(&f))) return EI_E_NOMEM; }
   }
   if (r.error) return ei__err(im->err, im->errlen, EI_E_MALFORMED, "node #%d: %s", idx, r.error);
   if (!n->op_type || !n->op_type[0]) return ei__err(im->err, im->errlen, EI_E_INVALID_MODEL, "node #%d has no op_type", idx);
@@ -512,7 +512,10 @@ ei_status ei__onnx_import(const void *data, size_t size, const char *base_dir, e
       char *dom = NULL;
       int64_t ver = 1;
       while (ei__pb_next(&rr, &g)) {
-        if (g.num == 1 && g.wire == EI_PB_LEN) { ei__free(dom); dom = dup_view(&g); }
+        if (g.num == 1 && g.wire == EI_PB_LEN) {
+          ei__free(dom);
+          if (!(dom = dup_view(&g))) { s = EI_E_NOMEM; goto fail; }
+        }
         if (g.num == 2 && g.wire == EI_PB_VARINT) ver = (int64_t)g.varint;
       }
       if (rr.error) { ei__free(dom); s = ei__err(err, errlen, EI_E_MALFORMED, "opset_import: %s", rr.error); goto fail; }

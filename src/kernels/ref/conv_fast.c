@@ -4,7 +4,9 @@
  *   f32_dwconv_2d         direct depthwise (group == C == M), row by row
  * The weights are packed once (conv.c init) as GEMM A panels per group, or copied as [M, kh*kw] for the
  * depthwise path. Output Y = W * col: rows are output channels, columns output pixels (NCHW). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O3")
+#endif
 #include <stdint.h>
 #include <string.h>
 

@@ -202,7 +202,10 @@ ei_status ei__nn_geom_forward(const ei__node *n, const ei__nn_attrs *a, int S, c
       if (out == 0) {
         need = 0;
       } else {
-        need = (out - 1) * s + ek - g->in[i]; /* (out-1)*s <= in */
+        /* (out-1)*s <= in - 1, so only the kernel extent can overflow */
+        if (__builtin_add_overflow((out - 1) * s, ek, &need))
+          return EI_NN_ERR(n, err, errlen, EI_E_SHAPE, "padded spatial dimension %d overflows", i);
+        need -= g->in[i];
         if (need < 0) need = 0;
       }
       if (a->auto_pad == EI_AUTOPAD_SAME_UPPER) {

@@ -1,0 +1,422 @@
+/* Calibration for `edgeinfer quantize`: probes (a graph planned with EI_PLAN_KEEP_ALL, so every intermediate
+ * tensor can be read after a run) and per-tensor statistics of every float activation:
+ *   minmax      the observed min and max;
+ *   percentile  a histogram of |x| split by sign (2048 bins over [0, max|x|] from a first min/max pass); the range
+ *               keeps `percentile` percent of the values: symmetric tails (|x|) for int8 activations, each tail
+ *               cut by (100 - p) / 2 percent for uint8 (as ONNX Runtime's percentile calibrator);
+ *   entropy     the same histogram of |x|; the threshold minimizing the KL divergence between the clipped
+ *               distribution and its 128-level quantization (TensorRT's entropy calibrator; as NVIDIA's
+ *               implementation, 256 levels for a uint8 tensor without negative values, and the zero bin counted
+ *               as its neighbour so exact zeros do not dominate).
+ * Ranges never exceed the observed min/max. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "onnx/onnx.h"
+#include "quant/quantize.h"
+
+#define CALIB_BINS 2048
+#define CALIB_LEVELS 128
+
+struct ei__vstats {
+  int observe;          /* a float activation: graph input or node output */
+  int seen;
+  double lo, hi;        /* finite min / max */
+  double amax;          /* histogram range [0, amax] (pass 1) */
+  uint64_t *pos, *neg;  /* CALIB_BINS each (pass 1) */
+};
+
+void ei__quant_options_init(ei__quant_options *o) {
+  memset(o, 0, sizeof *o);
+  o->method = EI_CALIB_MINMAX;
+  o->percentile = 99.99;
+  o->max_arena = (size_t)4 << 30;
+}
+
+const char *ei__calib_method_name(ei__calib_method m) {
+  switch (m) {
+    case EI_CALIB_MINMAX: return "minmax";
+    case EI_CALIB_PERCENTILE: return "percentile";
+    case EI_CALIB_ENTROPY: return "entropy";
+  }
+  return "?";
+}
+
+/* ---- probes ---- */
+
+ei_status ei__probe_load(ei__probe *p, const void *data, size_t size, const char *base_dir,
+                         const ei__prepare_options *po, ei_threadpool *pool, size_t max_arena, char *err,
+                         size_t errlen) {
+  memset(p, 0, sizeof *p);
+  p->pool = pool;
+  p->max_arena = max_arena;
+  ei_status s = ei__onnx_import(data, size, base_dir, &p->g, err, errlen);
+  if (s) return s;
+  if ((s = ei__graph_prepare_ex(p->g, po, err, errlen))) {
+    ei__graph_free(p->g);
+    p->g = NULL;
+  }
+  return s;
+}
+
+ei_status ei__probe_run(ei__probe *p, int ninputs, const ei_tensor *inputs, char *err, size_t errlen) {
+  if (!p->plan || !ei__plan_matches(p->plan, ninputs, inputs)) {
+    ei__plan_free(p->plan, p->g);
+    p->plan = NULL;
+    ei_status s = ei__plan_make_ex(p->g, ninputs, inputs, p->max_arena, EI_PLAN_KEEP_ALL, &p->plan, err, errlen);
+    if (s) return s;
+    if (p->plan->arena_size > p->arena_cap) {
+      ei__free(p->arena);
+      p->arena_cap = 0;
+      p->arena = ei__malloc(p->plan->arena_size);
+      if (!p->arena)
+        return ei__err(err, errlen, EI_E_NOMEM, "cannot allocate the %zu-byte arena of the calibration plan",
+                       p->plan->arena_size);
+      p->arena_cap = p->plan->arena_size;
+    }
+  }
+  return ei__plan_run(p->g, p->plan, p->arena, p->pool, inputs, NULL, 0, NULL, err, errlen);
+}
+
+int ei__probe_value(const ei__probe *p, int v, ei__tensor *t) {
+  if (!p->plan || v < 0 || v >= p->g->nvalues || p->plan->kind[v] == EI_VK_UNUSED) return 0;
+  *t = p->plan->vals[v];
+  t->data = p->plan->ptr[v];
+  if (p->plan->kind[v] == EI_VK_CONST) t->data = p->g->values[v].data;
+  return t->data != NULL || ei__numel(t) == 0;
+}
+
+void ei__probe_free(ei__probe *p) {
+  if (p->g) ei__plan_free(p->plan, p->g);
+  ei__free(p->arena);
+  ei__graph_free(p->g);
+  memset(p, 0, sizeof *p);
+}
+
+/* ---- loading ---- */
+
+static ei_status read_file(const char *path, uint8_t **data, size_t *size, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  *data = NULL;
+  *size = 0;
+  if (!f) return ei__err(err, errlen, EI_E_IO, "cannot open '%s': %s", path, strerror(errno));
+  long n = -1;
+  if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
+  if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fclose(f);
+    return ei__err(err, errlen, EI_E_IO, "'%s' is not a regular file", path);
+  }
+  uint8_t *b = ei__malloc((size_t)n + 1);
+  if (!b) {
+    fclose(f);
+    return ei__err(err, errlen, EI_E_NOMEM, "cannot allocate %ld bytes for '%s'", n, path);
+  }
+  size_t got = fread(b, 1, (size_t)n, f);
+  fclose(f);
+  if (got != (size_t)n) {
+    ei__free(b);
+    return ei__err(err, errlen, EI_E_IO, "cannot read '%s'", path);
+  }
+  *data = b;
+  *size = (size_t)n;
+  return EI_OK;
+}
+
+static int is_quantized_op(const ei__node *n) {
+  static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                                    "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd", "QLinearMul",
+                                    "QLinearConcat", "QLinearGlobalAveragePool", "QLinearLookup", NULL};
+  for (int i = 0; ops[i]; i++)
+    if (!strcmp(n->op_type, ops[i])) return 1;
+  return 0;
+}
+
+ei_status ei__calib_create(const char *path, const ei__quant_options *o, ei_threadpool *pool, ei__calib **out,
+                           char *err, size_t errlen) {
+  *out = NULL;
+  ei__calib *c = ei__calloc(1, sizeof *c);
+  if (!c) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  c->opt = *o;
+  uint8_t *data;
+  size_t size;
+  ei_status s = read_file(path, &data, &size, err, errlen);
+  if (s) {
+    ei__free(c);
+    return s;
+  }
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  /* Relu/Clip fold into the producer's quantization range with uint8 (zero point 0 clamps); with symmetric int8
+   * they stay nodes of their own (as ONNX Runtime writes them), so nothing is fused. */
+  ei__prepare_options po = {1, 1, o->act_s8 ? 0u : (1u << EI_ACT_RELU) | (1u << EI_ACT_CLIP)};
+  s = ei__probe_load(&c->probe, data, size, dir, &po, pool, o->max_arena, err, errlen);
+  ei__free(data);
+  if (s) {
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", err ? err : "");
+    ei__free(c);
+    return ei__err(err, errlen, s, "%s: %s", path, tmp);
+  }
+  ei__graph *g = c->probe.g;
+  for (int i = 0; i < g->nnodes; i++)
+    if (is_quantized_op(&g->nodes[i])) {
+      s = ei__err(err, errlen, EI_E_INVALID_ARGUMENT, "%s is already quantized (node '%s' is %s)", path,
+                  g->nodes[i].name, g->nodes[i].op_type);
+      ei__calib_free(c);
+      return s;
+    }
+  c->stats = ei__calloc((size_t)g->nvalues + 1, sizeof(ei__vstats));
+  c->lo = ei__calloc((size_t)g->nvalues + 1, sizeof(float));
+  c->hi = ei__calloc((size_t)g->nvalues + 1, sizeof(float));
+  c->has_range = ei__calloc((size_t)g->nvalues + 1, 1);
+  if (!c->stats || !c->lo || !c->hi || !c->has_range) {
+    ei__calib_free(c);
+    return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  }
+  for (int v = 0; v < g->nvalues; v++) {
+    const ei__value *val = &g->values[v];
+    c->stats[v].observe = !val->is_const && (val->is_input || val->producer >= 0);
+  }
+  *out = c;
+  return EI_OK;
+}
+
+void ei__calib_free(ei__calib *c) {
+  if (!c) return;
+  if (c->stats && c->probe.g)
+    for (int v = 0; v < c->probe.g->nvalues; v++) {
+      ei__free(c->stats[v].pos);
+      ei__free(c->stats[v].neg);
+    }
+  ei__free(c->stats);
+  ei__free(c->lo);
+  ei__free(c->hi);
+  ei__free(c->has_range);
+  ei__probe_free(&c->probe);
+  ei__free(c);
+}
+
+int ei__calib_passes(const ei__calib *c) { return c->opt.method == EI_CALIB_MINMAX ? 1 : 2; }
+
+ei_status ei__calib_begin_pass(ei__calib *c, int pass, char *err, size_t errlen) {
+  c->pass = pass;
+  if (pass == 0) return EI_OK;
+  const ei__graph *g = c->probe.g;
+  for (int v = 0; v < g->nvalues; v++) {
+    ei__vstats *st = &c->stats[v];
+    if (!st->observe || !st->seen) continue;
+    st->amax = fmax(fabs(st->lo), fabs(st->hi));
+    if (!st->pos) st->pos = ei__calloc(CALIB_BINS, sizeof(uint64_t));
+    if (!st->neg) st->neg = ei__calloc(CALIB_BINS, sizeof(uint64_t));
+    if (!st->pos || !st->neg) return ei__err(err, errlen, EI_E_NOMEM, "out of memory for calibration histograms");
+  }
+  return EI_OK;
+}
+
+/* ---- statistics of one run ---- */
+
+typedef struct observe_job {
+  ei__calib *c;
+  const int *values;
+} observe_job;
+
+static void observe_minmax(ei__vstats *st, const float *x, int64_t n) {
+  double lo = st->seen ? st->lo : INFINITY, hi = st->seen ? st->hi : -INFINITY;
+  float flo = (float)lo, fhi = (float)hi;
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    if (v < flo && isfinite(v)) flo = v;
+    if (v > fhi && isfinite(v)) fhi = v;
+  }
+  if (flo <= fhi) {
+    st->lo = flo;
+    st->hi = fhi;
+    st->seen = 1;
+  }
+}
+
+static void observe_hist(ei__vstats *st, const float *x, int64_t n) {
+  if (!st->pos || !st->neg) return;
+  if (!(st->amax > 0)) { /* every value was 0 */
+    st->pos[0] += (uint64_t)n;
+    return;
+  }
+  const float inv = (float)(CALIB_BINS / st->amax);
+  for (int64_t i = 0; i < n; i++) {
+    float v = x[i];
+    if (!isfinite(v)) continue;
+    float a = fabsf(v) * inv;
+    int b = a < (float)(CALIB_BINS - 1) ? (int)a : CALIB_BINS - 1; /* values past amax (pass 0 saw less): last bin */
+    if (v < 0) st->neg[b]++;
+    else st->pos[b]++;
+  }
+}
+
+static void observe_range(void *arg, int64_t begin, int64_t end) {
+  observe_job *job = arg;
+  ei__calib *c = job->c;
+  for (int64_t k = begin; k < end; k++) {
+    int v = job->values[k];
+    ei__tensor t;
+    if (!ei__probe_value(&c->probe, v, &t) || t.dtype != EI_FLOAT || !t.data) continue;
+    int64_t n = ei__numel(&t);
+    if (c->pass == 0) observe_minmax(&c->stats[v], t.data, n);
+    else observe_hist(&c->stats[v], t.data, n);
+  }
+}
+
+ei_status ei__calib_add(ei__calib *c, int ninputs, const ei_tensor *inputs, char *err, size_t errlen) {
+  ei_status s = ei__probe_run(&c->probe, ninputs, inputs, err, errlen);
+  if (s) return s;
+  const ei__graph *g = c->probe.g;
+  int *values = ei__calloc((size_t)g->nvalues + 1, sizeof(int)), n = 0;
+  if (!values) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  for (int v = 0; v < g->nvalues; v++)
+    if (c->stats[v].observe && (c->pass == 0 || c->stats[v].pos)) values[n++] = v;
+  observe_job job = {c, values};
+  ei__parallel_for(c->probe.pool, n, 1, observe_range, &job);
+  ei__free(values);
+  c->samples[c->pass]++;
+  return EI_OK;
+}
+
+/* ---- range estimators ---- */
+
+void ei__calib_percentile(const uint64_t *pos, const uint64_t *neg, int bins, double amax, double percentile,
+                          int symmetric, double *lo, double *hi) {
+  double total = 0, width = amax / bins;
+  for (int i = 0; i < bins; i++) total += (double)pos[i] + (double)neg[i];
+  *lo = *hi = 0;
+  if (!(total > 0) || !(amax > 0)) return;
+  if (symmetric) {
+    /* the smallest t (a bin's upper edge) with P(|x| <= t) >= percentile */
+    double want = total * percentile / 100.0, cum = 0;
+    int i = 0;
+    for (; i < bins; i++) {
+      cum += (double)pos[i] + (double)neg[i];
+      if (cum >= want) break;
+    }
+    double t = (i < bins ? i + 1 : bins) * width;
+    *lo = -t;
+    *hi = t;
+    return;
+  }
+  /* each tail may hold (100 - p) / 2 percent of the values */
+  double cut = total * (100.0 - percentile) / 200.0, cum = 0;
+  int i = bins - 1;
+  for (; i >= 0; i--) {
+    if (cum + (double)pos[i] > cut) break;
+    cum += (double)pos[i];
+  }
+  *hi = i >= 0 ? (i + 1) * width : 0;
+  cum = 0;
+  for (i = bins - 1; i >= 0; i--) {
+    if (cum + (double)neg[i] > cut) break;
+    cum += (double)neg[i];
+  }
+  *lo = i >= 0 ? -(i + 1) * width : 0;
+}
+
+/* Normalizes h (n entries) and moves eps of mass onto its zero entries (so the KL divergence is finite). Returns 0
+ * if h is all zeros. */
+static int smooth(double *h, int n) {
+  const double eps = 1e-4;
+  double sum = 0;
+  int zeros = 0;
+  for (int i = 0; i < n; i++) {
+    sum += h[i];
+    zeros += h[i] == 0;
+  }
+  if (!(sum > 0) || zeros == n) return 0;
+  double eps1 = eps * zeros / (n - zeros);
+  for (int i = 0; i < n; i++) h[i] = h[i] == 0 ? eps : h[i] / sum - eps1;
+  return 1;
+}
+
+/* KL(P || Q) for the threshold at bin i: P is hist[0, i) with everything above clipped into its last bin, Q is
+ * hist[0, i) merged into `levels` levels and spread back evenly over each level's non-empty bins. INFINITY when
+ * either is empty. p and q are scratch of i entries. */
+static double kl_at(const double *hist, int bins, int i, int levels, double *p, double *q) {
+  double outside = 0;
+  for (int k = i; k < bins; k++) outside += hist[k];
+  for (int k = 0; k < i; k++) p[k] = hist[k];
+  p[i - 1] += outside;
+  int merged = i / levels;
+  for (int j = 0; j < levels; j++) {
+    int start = j * merged, stop = j == levels - 1 ? i : start + merged;
+    double sum = 0;
+    int nonzero = 0;
+    for (int k = start; k < stop; k++) {
+      sum += hist[k];
+      nonzero += hist[k] != 0;
+    }
+    for (int k = start; k < stop; k++) q[k] = hist[k] != 0 ? sum / nonzero : 0;
+  }
+  if (!smooth(p, i) || !smooth(q, i)) return INFINITY;
+  double kl = 0;
+  for (int k = 0; k < i; k++) kl += p[k] * log(p[k] / q[k]);
+  return kl;
+}
+
+double ei__calib_entropy_threshold(const uint64_t *pos, const uint64_t *neg, int bins, double amax, int levels) {
+  if (bins <= levels || levels < 1) return amax;
+  double *hist = ei__malloc(sizeof(double) * (size_t)bins * 3);
+  if (!hist) return amax;
+  double *p = hist + bins, *q = hist + 2 * (size_t)bins;
+  for (int i = 0; i < bins; i++) hist[i] = (double)pos[i] + (double)neg[i];
+  hist[0] = hist[1]; /* the exact zeros (after a Relu: half the values) would dominate the distribution */
+  /* candidate thresholds every `stride` bins from `levels` up to `bins` (about 256 of them: each KL is O(bins)) */
+  int stride = (bins - levels) / 256 > 1 ? (bins - levels) / 256 : 1, best = bins;
+  double best_kl = INFINITY;
+  for (int i = levels;; i = i + stride < bins ? i + stride : bins) {
+    double kl = kl_at(hist, bins, i, levels, p, q);
+    if (kl < best_kl) {
+      best_kl = kl;
+      best = i;
+    }
+    if (i == bins) break;
+  }
+  ei__free(hist);
+  return best * (amax / bins);
+}
+
+static void finish_range(void *arg, int64_t begin, int64_t end) {
+  ei__calib *c = arg;
+  int hist = c->opt.method != EI_CALIB_MINMAX && c->samples[1] > 0;
+  for (int64_t v = begin; v < end; v++) {
+    const ei__vstats *st = &c->stats[v];
+    c->has_range[v] = 0;
+    if (!st->observe || !st->seen) continue;
+    double lo = st->lo, hi = st->hi;
+    if (hist && st->pos && st->amax > 0) {
+      double tlo, thi;
+      if (c->opt.method == EI_CALIB_PERCENTILE) {
+        ei__calib_percentile(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.percentile, c->opt.act_s8, &tlo, &thi);
+      } else {
+        /* uint8 keeps all 256 levels for a tensor without negative values (zero point 0) */
+        int levels = !c->opt.act_s8 && st->lo >= 0 ? 2 * CALIB_LEVELS : CALIB_LEVELS;
+        double t = ei__calib_entropy_threshold(st->pos, st->neg, CALIB_BINS, st->amax, levels);
+        tlo = -t;
+        thi = t;
+      }
+      if (tlo > lo) lo = tlo;
+      if (thi < hi) hi = thi;
+      if (lo > hi) lo = hi = 0;
+    }
+    c->lo[v] = (float)lo;
+    c->hi[v] = (float)hi;
+    c->has_range[v] = 1;
+  }
+}
+
+ei_status ei__calib_finish(ei__calib *c, char *err, size_t errlen) {
+  (void)err;
+  (void)errlen;
+  ei__parallel_for(c->probe.pool, c->probe.g->nvalues, 1, finish_range, c);
+  return EI_OK;
+}
