@@ -140,7 +140,7 @@ static void store_tile(const ei__f32_gemm_args *g, const float *tile, int64_t m,
       const float *bn = g->bias_n + n;
       for (int j = 0; j < nr; j++) crow[j] += bn[j];
     }
-    if (g->act) ei__act_apply_n(g->act, crow, nr);
+    if (g->act) ei__f32_act_inplace(g->act, crow, nr);
   }
 }
 

@@ -40,6 +40,39 @@ typedef struct ei__f32_gemm_args {
   const ei__act *act;   /* fused activation applied last, or NULL */
 } ei__f32_gemm_args;
 
+/* Applies a fused activation to n floats in place: the formulas of ei__act_apply, as loops the compiler
+ * vectorises for the piecewise-linear kinds (ei__act_apply_n calls ei__act_apply per element for those). */
+static inline void ei__f32_act_inplace(const ei__act *a, float *x, int64_t n) {
+  if (!a) return;
+  const float al = a->alpha, be = a->beta;
+  switch (a->kind) {
+    case EI_ACT_NONE: return;
+    case EI_ACT_RELU:
+      for (int64_t i = 0; i < n; i++) x[i] = x[i] > 0.f ? x[i] : 0.f;
+      return;
+    case EI_ACT_CLIP:
+      for (int64_t i = 0; i < n; i++) x[i] = x[i] < al ? al : (x[i] > be ? be : x[i]);
+      return;
+    case EI_ACT_LEAKYRELU:
+      for (int64_t i = 0; i < n; i++) x[i] = x[i] >= 0.f ? x[i] : al * x[i];
+      return;
+    case EI_ACT_HARDSIGMOID:
+      for (int64_t i = 0; i < n; i++) {
+        const float y = al * x[i] + be;
+        x[i] = y < 0.f ? 0.f : (y > 1.f ? 1.f : y);
+      }
+      return;
+    case EI_ACT_HARDSWISH:
+      for (int64_t i = 0; i < n; i++) {
+        float y = x[i] * (1.f / 6.f) + 0.5f;
+        y = y < 0.f ? 0.f : (y > 1.f ? 1.f : y);
+        x[i] = x[i] * y;
+      }
+      return;
+    default: ei__act_apply_n(a, x, n); return;
+  }
+}
+
 /* Sets the defaults: alpha 1, no accumulate, no bias, no activation, everything else zero. */
 void ei__f32_gemm_args_init(ei__f32_gemm_args *g);
 

@@ -108,7 +108,7 @@ static void bn_task(void *arg, int64_t t0, int64_t t1) {
         yp[i] = (xp[i] - j->mean[o + i]) * a + j->b[o + i];
       }
     }
-    if (j->act) ei__act_apply_n(j->act, yp, j->inner);
+    if (j->act) ei__f32_act_inplace(j->act, yp, j->inner);
   }
 }
 

@@ -178,6 +178,39 @@ typedef struct dw_job {
   int64_t ox_lo, ox_hi; /* output columns whose taps are all inside the row */
 } dw_job;
 
+/* Interior columns [lo, hi) of one kernel row: y[ox] += sum_kj w[kj] * r[ox*sw + kj*dw - pl], all taps in one
+ * pass for the common 3- and 5-wide kernels (vectorisable for stride 1), one pass per tap otherwise. */
+static void dw_interior(float *restrict y, const float *restrict r, const float *w, const view2d *v, int64_t lo,
+                        int64_t hi) {
+  const int64_t d = v->dw, p = v->pl;
+  if (v->kw == 3 && v->sw == 1) {
+    const float w0 = w[0], w1 = w[1], w2 = w[2];
+    for (int64_t ox = lo; ox < hi; ox++) y[ox] += w0 * r[ox - p] + w1 * r[ox - p + d] + w2 * r[ox - p + 2 * d];
+  } else if (v->kw == 3 && v->sw == 2) {
+    const float w0 = w[0], w1 = w[1], w2 = w[2];
+    for (int64_t ox = lo; ox < hi; ox++) {
+      const int64_t i = 2 * ox - p;
+      y[ox] += w0 * r[i] + w1 * r[i + d] + w2 * r[i + 2 * d];
+    }
+  } else if (v->kw == 5 && v->sw <= 2) {
+    const float w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4];
+    const int64_t s = v->sw;
+    for (int64_t ox = lo; ox < hi; ox++) {
+      const int64_t i = s * ox - p;
+      y[ox] += w0 * r[i] + w1 * r[i + d] + w2 * r[i + 2 * d] + w3 * r[i + 3 * d] + w4 * r[i + 4 * d];
+    }
+  } else {
+    for (int64_t kj = 0; kj < v->kw; kj++) {
+      const float wv = w[kj];
+      const int64_t off = kj * d - p;
+      if (v->sw == 1)
+        for (int64_t ox = lo; ox < hi; ox++) y[ox] += wv * r[ox + off];
+      else
+        for (int64_t ox = lo; ox < hi; ox++) y[ox] += wv * r[ox * v->sw + off];
+    }
+  }
+}
+
 static void dw_row(const dw_job *j, int64_t r) {
   const view2d *v = j->v;
   const int64_t plane = r / v->OH, oy = r % v->OH, c = plane % j->s->C;
@@ -190,30 +223,24 @@ static void dw_row(const dw_job *j, int64_t r) {
   for (int64_t ki = 0; ki < v->kh; ki++) {
     const int64_t iy = oy * v->sh - v->pt + ki * v->dh;
     if (iy < 0 || iy >= v->H) continue;
-    const float *restrict row = xp + iy * v->W;
+    const float *row = xp + iy * v->W;
+    const float *wr = wk + ki * v->kw;
+    /* border columns: taps checked one by one */
     for (int64_t kj = 0; kj < v->kw; kj++) {
-      const float wv = wk[ki * v->kw + kj];
+      const float wv = wr[kj];
       const int64_t off = kj * v->dw - v->pl;
       for (int64_t ox = 0; ox < lo; ox++) {
         const int64_t ix = ox * v->sw + off;
         if (ix >= 0 && ix < v->W) yr[ox] += wv * row[ix];
-      }
-      if (v->sw == 1) {
-        const float *restrict rs = row + off;
-        for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * rs[ox];
-      } else if (v->sw == 2) {
-        const float *restrict rs = row + off;
-        for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * rs[2 * ox];
-      } else {
-        for (int64_t ox = lo; ox < hi; ox++) yr[ox] += wv * row[ox * v->sw + off];
       }
       for (int64_t ox = hi; ox < v->OW; ox++) {
         const int64_t ix = ox * v->sw + off;
         if (ix >= 0 && ix < v->W) yr[ox] += wv * row[ix];
       }
     }
+    dw_interior(yr, row, wr, v, lo, hi);
   }
-  if (j->act) ei__act_apply_n(j->act, yr, v->OW);
+  if (j->act) ei__f32_act_inplace(j->act, yr, v->OW);
 }
 
 static void dw_task(void *arg, int64_t r0, int64_t r1) {

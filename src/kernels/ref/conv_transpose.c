@@ -168,7 +168,7 @@ static void ct_task(void *arg, int64_t t0, int64_t t1) {
         }
       }
     }
-    if (j->act) ei__act_apply_n(j->act, yp, out_size);
+    if (j->act) ei__f32_act_inplace(j->act, yp, out_size);
   }
 }
 
