@@ -1,4 +1,5 @@
-/* edgeinfer bench: warm-up, then latency percentiles, images/s and peak RSS (optionally per-node profile). */
+/* edgeinfer bench: warm-up, then latency percentiles, images/s and peak RSS (optionally per-node profile, as a
+ * fraction of the machine's peak measured by bench/peak into $EI_CACHE/peak.json). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -6,14 +7,67 @@
 
 static const char *help =
     "usage: edgeinfer bench MODEL [--threads N] [--batch B] [--iters N] [--warmup N] [--json] [--profile]\n"
-    "  --iters N     timed runs (default: as many as fit in 3 s, at least 10, at most 1000)\n"
-    "  --warmup N    untimed runs first (default 3)\n"
+    "       edgeinfer bench --idle [--threads N] [--json]\n"
+    "  --iters N     timed runs (default: as many as fit in --seconds, at least --min-iters, at most --max-iters)\n"
+    "  --seconds S   time budget of the timed runs when --iters is not given (default 3)\n"
+    "  --min-iters N, --max-iters N   bounds on the timed runs without --iters (default 10, 1000)\n"
+    "  --warmup N    untimed runs after the first (default 3)\n"
     "  --json        print one JSON object\n"
-    "  --profile     per-node time and GMAC/s\n";
+    "  --profile     per-node time, GMAC/s and the share of this machine's peak (bench/peak writes\n"
+    "                $EI_CACHE/peak.json; int8 nodes against the int8 peak, others against fp32)\n"
+    "  --idle        load no model: print the peak RSS of the process with the runtime (and thread pool) only\n";
 
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
+}
+
+/* The per-core peaks (GMAC/s) from $EI_CACHE/peak.json, written by bench/peak; 0 where unknown. */
+typedef struct peak_info {
+  double fp32, int8;
+  int cores;
+} peak_info;
+
+static double json_number(const char *text, const char *key) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\"", key);
+  const char *p = strstr(text, pat);
+  if (!p) return 0;
+  p += strlen(pat);
+  while (*p == ' ' || *p == ':') p++;
+  double v = strtod(p, NULL);
+  return v > 0 ? v : 0;
+}
+
+static peak_info read_peak(void) {
+  peak_info pk = {0, 0, 0};
+  char path[4096], text[8192];
+  const char *cache = getenv("EI_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+  if (cache && *cache) snprintf(path, sizeof path, "%s/peak.json", cache);
+  else if (xdg && *xdg) snprintf(path, sizeof path, "%s/edgeinfer/peak.json", xdg);
+  else snprintf(path, sizeof path, "%s/.cache/edgeinfer/peak.json", home ? home : ".");
+  FILE *f = fopen(path, "r");
+  if (!f) return pk;
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = 0;
+  pk.fp32 = json_number(text, "fp32_gmacs_per_core");
+  pk.int8 = json_number(text, "int8_gmacs_per_core");
+  pk.cores = (int)json_number(text, "cores");
+  return pk;
+}
+
+static int bench_idle(const cli_common *c, int json) {
+  ei_threadpool *pool = NULL;
+  if (cli_make_pool(c, &pool)) return 1;
+  double rss_mb = cli_peak_rss_kb() / 1024.0;
+  if (json)
+    printf("{\"engine\": \"edgeinfer\", \"idle\": true, \"isa\": \"%s\", \"threads\": %d, \"peak_rss_mb\": %.2f}\n",
+           ei_isa_name(), c->threads, rss_mb);
+  else
+    printf("idle (no model), %d thread%s: peak RSS %.1f MB\n", c->threads, c->threads > 1 ? "s" : "", rss_mb);
+  ei_threadpool_destroy(pool);
+  return 0;
 }
 
 static double pct(const double *v, int n, double p) {
@@ -27,7 +81,8 @@ int cmd_bench(int argc, char **argv) {
   cli_common c;
   cli_common_init(&c);
   const char *model = NULL;
-  int iters = 0, warmup = 3, json = 0, profile = 0;
+  int iters = 0, warmup = 3, json = 0, profile = 0, idle = 0, min_iters = 10, max_iters = 1000;
+  double seconds = 3;
   for (int i = 1; i < argc; i++) {
     int r = cli_common_option(&c, argc, argv, &i);
     if (r < 0) return 2;
@@ -41,6 +96,18 @@ int cmd_bench(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
       warmup = atoi(argv[++i]);
       if (warmup < 0) return cli_die("--warmup needs a number >= 0"), 2;
+    } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
+      char *end;
+      seconds = strtod(argv[++i], &end);
+      if (*end || !(seconds >= 0 && seconds <= 86400)) return cli_die("--seconds needs a number of seconds"), 2;
+    } else if (!strcmp(argv[i], "--min-iters") && i + 1 < argc) {
+      min_iters = atoi(argv[++i]);
+      if (min_iters < 1) return cli_die("--min-iters needs a positive number"), 2;
+    } else if (!strcmp(argv[i], "--max-iters") && i + 1 < argc) {
+      max_iters = atoi(argv[++i]);
+      if (max_iters < 1) return cli_die("--max-iters needs a positive number"), 2;
+    } else if (!strcmp(argv[i], "--idle")) {
+      idle = 1;
     } else if (!strcmp(argv[i], "--json")) {
       json = 1;
     } else if (!strcmp(argv[i], "--profile")) {
@@ -51,21 +118,28 @@ int cmd_bench(int argc, char **argv) {
       model = argv[i];
     }
   }
+  if (idle) return model ? (cli_die("bench: --idle takes no model"), 2) : bench_idle(&c, json);
   if (!model) return cli_die("bench: no model given"), 2;
+  if (min_iters > max_iters) min_iters = max_iters;
   ei_model *m = NULL;
   ei_threadpool *pool = NULL;
   ei_session *s = NULL;
   cli_inputs in = {0};
   ei_tensor outs[16];
-  double load_ms, *lat = NULL;
+  double load_ms, session_ms = 0, first_ms = 0, *lat = NULL;
   char err[1024];
   int rc = 1;
   if (cli_load_model(model, &c, &m, &load_ms) || cli_make_pool(&c, &pool) || cli_make_inputs(m, &c, &in)) goto out;
+  double t_session = cli_now_ms();
   if (ei_session_create(m, pool, &s, err, sizeof err)) { cli_die("%s", err); goto out; }
+  session_ms = cli_now_ms() - t_session;
   int nout = ei_model_output_count(m) < 16 ? ei_model_output_count(m) : 16;
-  for (int i = 0; i < warmup + 1; i++)
+  for (int i = 0; i < warmup + 1; i++) {
+    double t0 = cli_now_ms();
     if (ei_session_run(s, in.n, in.t, nout, outs, err, sizeof err)) { cli_die("%s", err); goto out; }
-  int cap = iters ? iters : 1000;
+    if (i == 0) first_ms = cli_now_ms() - t0;
+  }
+  int cap = iters ? iters : max_iters;
   lat = malloc(sizeof(double) * (size_t)cap);
   if (!lat) goto out;
   int n = 0;
@@ -74,7 +148,7 @@ int cmd_bench(int argc, char **argv) {
     double t0 = cli_now_ms();
     if (ei_session_run(s, in.n, in.t, nout, outs, err, sizeof err)) { cli_die("%s", err); goto out; }
     lat[n++] = cli_now_ms() - t0;
-    if (!iters && n >= 10 && cli_now_ms() - start > 3000) break;
+    if (!iters && n >= min_iters && cli_now_ms() - start > seconds * 1000) break;
   }
   qsort(lat, (size_t)n, sizeof(double), cmp_d);
   int64_t batch = in.n && in.t[0].rank ? in.t[0].dims[0] : 1;
@@ -83,11 +157,12 @@ int cmd_bench(int argc, char **argv) {
   ei_plan_stats ps;
   ei_session_plan_stats(s, &ps);
   if (json) {
-    printf("{\"model\": \"%s\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %lld, \"iters\": %d, "
-           "\"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"min_ms\": %.4f, \"images_per_s\": %.2f, "
-           "\"peak_rss_mb\": %.2f, \"load_ms\": %.2f, \"arena_bytes\": %zu, \"gmac_per_image\": %.4f}\n",
+    printf("{\"model\": \"%s\", \"engine\": \"edgeinfer\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %lld, "
+           "\"iters\": %d, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"min_ms\": %.4f, "
+           "\"images_per_s\": %.2f, \"peak_rss_mb\": %.2f, \"load_ms\": %.2f, \"session_ms\": %.2f, "
+           "\"first_run_ms\": %.2f, \"arena_bytes\": %zu, \"gmac_per_image\": %.4f}\n",
            model, ei_isa_name(), c.threads, (long long)batch, n, med, p90, p99, lat[0], batch * 1000.0 / med, rss_mb,
-           load_ms, ps.arena_bytes, ps.macs / 1e9 / (batch ? batch : 1));
+           load_ms, session_ms, first_ms, ps.arena_bytes, ps.macs / 1e9 / (batch ? batch : 1));
   } else {
     printf("model %s, batch %lld, %d thread%s, kernels %s, %d runs\n", model, (long long)batch, c.threads,
            c.threads > 1 ? "s" : "", ei_isa_name(), n);
@@ -109,15 +184,24 @@ int cmd_bench(int argc, char **argv) {
         acc[i] += ns / 1e6 / reps;
       }
     }
-    printf("%-5s %-20s %-26s %10s %9s  %s\n", "node", "op", "kernel", "ms", "GMAC/s", "name");
+    peak_info pk = read_peak();
+    int cores = pk.cores > 0 && pk.cores < c.threads ? pk.cores : c.threads;
+    if (pk.fp32 <= 0 && pk.int8 <= 0) printf("(no peak.json: run build/peak for the %%peak column)\n");
+    else
+      printf("peak per core: fp32 %.1f GMAC/s, int8 %.1f GMAC/s; %%peak is against %d core%s\n", pk.fp32, pk.int8,
+             cores, cores > 1 ? "s" : "");
+    printf("%-5s %-20s %-26s %10s %9s %6s  %s\n", "node", "op", "kernel", "ms", "GMAC/s", "%peak", "name");
     for (int i = 0; acc && i < nn; i++) {
       ei_node_info ni;
       uint64_t ns;
       int64_t macs;
       ei_model_node_info(m, i, &ni);
       ei_session_node_time_ns(s, i, &ns, &macs);
-      printf("%-5d %-20s %-26s %10.4f %9.2f  %s\n", i, ni.op_type, ni.kernel ? ni.kernel : "", acc[i],
-             acc[i] > 0 ? macs / 1e6 / acc[i] : 0.0, ni.name);
+      double gmacs = acc[i] > 0 ? macs / 1e6 / acc[i] : 0.0, peak = (ni.is_int8 ? pk.int8 : pk.fp32) * cores;
+      char share[16] = "";
+      if (peak > 0 && macs > 0) snprintf(share, sizeof share, "%.1f", 100.0 * gmacs / peak);
+      printf("%-5d %-20s %-26s %10.4f %9.2f %6s  %s\n", i, ni.op_type, ni.kernel ? ni.kernel : "", acc[i], gmacs,
+             share, ni.name);
     }
     free(acc);
   }

@@ -14,6 +14,7 @@ typedef struct ei__prepare_options {
   int optimize;         /* the load-time passes (as ei__graph_prepare's optimize) */
   int keep_constants;   /* keep the data of constants that init() packed (weights stay readable) */
   unsigned fuse_acts;   /* bit (1u << ei__act_kind) for each activation kind fusion may fold; ~0u: all */
+  size_t max_fold_bytes; /* cap on one folded constant (0: the default, 256 MiB) */
 } ei__prepare_options;
 ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char *err, size_t errlen);
 

@@ -65,7 +65,9 @@ ei_status ei_model_load_memory(const void *data, size_t size, const char *base_d
     ei_model_options_init(&m->opt);
   ei_status s = ei__onnx_import(data, size, base_dir, &m->g, err, errlen);
   if (s) goto fail;
-  if ((s = ei__graph_prepare(m->g, m->opt.optimize, err, errlen))) goto fail;
+  /* Constant folding may not make a tensor larger than a plan may hold. */
+  ei__prepare_options po = {.optimize = m->opt.optimize, .fuse_acts = ~0u, .max_fold_bytes = m->opt.max_arena_bytes};
+  if ((s = ei__graph_prepare_ex(m->g, &po, err, errlen))) goto fail;
   model_stats(m);
   *out = m;
   return EI_OK;

@@ -85,7 +85,7 @@ static void remove_identity(ei__graph *g) {
   }
 }
 
-static ei_status fold_constants(ei__graph *g, char *err, size_t errlen) {
+static ei_status fold_constants(ei__graph *g, size_t max_bytes, char *err, size_t errlen) {
   for (int i = 0; i < g->nnodes; i++) {
     ei__node *n = &g->nodes[i];
     if (n->dead || (n->op->flags & EI_OPF_NO_FOLD)) continue;
@@ -107,7 +107,7 @@ static ei_status fold_constants(ei__graph *g, char *err, size_t errlen) {
       memcpy(ins[k].dims, v->dims, sizeof v->dims);
       ins[k].data = v->data;
     }
-    ei_status s = ei__eval_node(g, n, ins, outs, FOLD_MAX_BYTES, err, errlen);
+    ei_status s = ei__eval_node(g, n, ins, outs, max_bytes, err, errlen);
     if (s == EI_E_LIMIT) continue; /* too big to fold: leave it to run time */
     if (s) return s;
     for (int k = 0; k < n->nout; k++) {
@@ -270,7 +270,7 @@ static void fuse_activations(ei__graph *g, unsigned fuse_mask) {
 
 /* Dead-node removal: kills nodes none of whose outputs is a graph output or read by a live node (backwards over
  * the topological order). Also what keeps nodes without outputs (omitted or none) from ever running. */
-static ei_status remove_dead(ei__graph *g, char *err, size_t errlen) {
+ei_status ei__pass_dead_code(ei__graph *g, char *err, size_t errlen) {
   uint8_t *used = ei__calloc((size_t)g->nvalues + 1, 1);
   if (!used) return ei__err(err, errlen, EI_E_NOMEM, "out of memory removing dead nodes");
   for (int o = 0; o < g->noutputs; o++) used[g->outputs[o]] = 1;
@@ -352,7 +352,7 @@ static void mark_shape_inputs(ei__graph *g) {
 }
 
 ei_status ei__graph_prepare(ei__graph *g, int optimize, char *err, size_t errlen) {
-  ei__prepare_options o = {optimize, 0, ~0u};
+  ei__prepare_options o = {.optimize = optimize, .fuse_acts = ~0u};
   return ei__graph_prepare_ex(g, &o, err, errlen);
 }
 
@@ -360,17 +360,17 @@ ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char 
   int optimize = o->optimize;
   ei_status s = lookup_ops(g, err, errlen);
   if (s) return s;
-  if ((s = remove_dead(g, err, errlen))) return s;
+  if ((s = ei__pass_dead_code(g, err, errlen))) return s;
   if (optimize) {
     remove_identity(g);
     if ((s = ei__pass_qdq(g, err, errlen))) return s; /* before folding, which would fold DequantizeLinear(W) */
-    ei__pass_dead_code(g);
-    if ((s = fold_constants(g, err, errlen))) return s;
+    if ((s = ei__pass_dead_code(g, err, errlen))) return s;
+    if ((s = fold_constants(g, o->max_fold_bytes && o->max_fold_bytes < FOLD_MAX_BYTES ? o->max_fold_bytes : FOLD_MAX_BYTES, err, errlen))) return s;
     if ((s = fold_batchnorm(g, err, errlen))) return s;
     fuse_activations(g, o->fuse_acts);
-    ei__pass_dead_code(g);
+    if ((s = ei__pass_dead_code(g, err, errlen))) return s;
   }
-  if ((s = remove_dead(g, err, errlen))) return s;
+  if ((s = ei__pass_dead_code(g, err, errlen))) return s;
   compact(g);
   mark_shape_inputs(g);
   for (int i = 0; i < g->nnodes; i++) {
@@ -380,32 +380,4 @@ ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char 
   if (!o->keep_constants) release_constants(g);
   g->prepared = 1;
   return EI_OK;
-}
-
-void ei__pass_dead_code(ei__graph *g) {
-  int *uses = ei__calloc((size_t)g->nvalues + 1, sizeof(int));
-  if (!uses) return; /* an optimization only */
-  for (int changed = 1; changed;) {
-    changed = 0;
-    memset(uses, 0, sizeof(int) * (size_t)g->nvalues);
-    for (int o = 0; o < g->noutputs; o++) uses[g->outputs[o]]++;
-    for (int i = 0; i < g->nnodes; i++) {
-      const ei__node *n = &g->nodes[i];
-      if (n->dead) continue;
-      for (int k = 0; k < n->nin; k++)
-        if (n->in[k] >= 0) uses[n->in[k]]++;
-    }
-    for (int i = g->nnodes - 1; i >= 0; i--) {
-      ei__node *n = &g->nodes[i];
-      if (n->dead) continue;
-      int used = 0;
-      for (int k = 0; k < n->nout; k++) used |= n->out[k] >= 0 && uses[n->out[k]] > 0;
-      if (used) continue;
-      for (int k = 0; k < n->nin; k++)
-        if (n->in[k] >= 0) uses[n->in[k]]--;
-      ei__pass_kill_node(g, n);
-      changed = 1;
-    }
-  }
-  ei__free(uses);
 }

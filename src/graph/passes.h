@@ -12,8 +12,8 @@ int ei__pass_single_consumer(const ei__graph *g, int v);
 void ei__pass_replace_uses(ei__graph *g, int from, int to);
 /* Marks a node dead (its params freed). */
 void ei__pass_kill_node(ei__graph *g, ei__node *n);
-/* Drops live nodes none of whose outputs is used (repeatedly). */
-void ei__pass_dead_code(ei__graph *g);
+/* Drops live nodes none of whose outputs is used (one backward sweep over the topological order). */
+ei_status ei__pass_dead_code(ei__graph *g, char *err, size_t errlen);
 /* Folds QuantizeLinear/DequantizeLinear patterns into integer operators (qdq.c). */
 ei_status ei__pass_qdq(ei__graph *g, char *err, size_t errlen);
 

@@ -11,8 +11,8 @@
  *
  *   Packed A: ceil(M/MR) panels of MR rows; A(r*MR+i, k) is at packed[r*MR*K + MR*k + i]; rows past M are 0.
  *
- * The driver blocks over K (KC) and N, computes EI_F32_GEMM_MR x 16 tiles with a plain-C micro-kernel the
- * compiler vectorises, applies alpha, the old C (accumulate), bias_m[i] + bias_n[j] and the activation in the
+ * The driver blocks over K (KC) and N, computes EI_F32_GEMM_MR x 16 tiles with a portable micro-kernel (plain C
+ * with GCC vector extensions, no intrinsics: SSE2 on any x86-64, NEON on arm64), applies alpha, the old C (accumulate), bias_m[i] + bias_n[j] and the activation in the
  * epilogue of the last K block, and splits the (M block, N block) grid over the thread pool.
  */
 #ifndef EI_F32_GEMM_H

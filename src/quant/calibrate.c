@@ -153,7 +153,7 @@ ei_status ei__calib_create(const char *path, const ei__quant_options *o, ei_thre
   else snprintf(dir, sizeof dir, ".");
   /* Relu/Clip fold into the producer's quantization range with uint8 (zero point 0 clamps); with symmetric int8
    * they stay nodes of their own (as ONNX Runtime writes them), so nothing is fused. */
-  ei__prepare_options po = {1, 1, o->act_s8 ? 0u : (1u << EI_ACT_RELU) | (1u << EI_ACT_CLIP)};
+  ei__prepare_options po = {.optimize = 1, .keep_constants = 1, .fuse_acts = o->act_s8 ? 0u : (1u << EI_ACT_RELU) | (1u << EI_ACT_CLIP)};
   s = ei__probe_load(&c->probe, data, size, dir, &po, pool, o->max_arena, err, errlen);
   ei__free(data);
   if (s) {

@@ -963,7 +963,7 @@ ei_status ei__qeval_create(ei__qeval *e, ei__calib *c, const ei__qmodel *m, ei_t
   memset(e, 0, sizeof *e);
   e->c = c;
   e->m = m;
-  ei__prepare_options po = {1, 0, ~0u};
+  ei__prepare_options po = {.optimize = 1, .fuse_acts = ~0u};
   ei_status s = ei__probe_load(&e->q, m->bytes, m->size, NULL, &po, pool, c->opt.max_arena, err, errlen);
   if (s) return s;
   size_t nl = (size_t)m->nlayers + 1;

@@ -81,24 +81,25 @@ typedef struct pool_job {
 } pool_job;
 
 /* Taps k in [0, K) with lo_bound <= base + k*d < hi_bound, as [*lo, *hi). */
-static void tap_range(int64_t base, int64_t d, int64_t K, int64_t lo_bound, int64_t hi_bound, int64_t *lo,
-                      int64_t *hi) {
-  int64_t l = base < lo_bound ? (lo_bound - base + d - 1) / d : 0;
-  int64_t h = hi_bound - 1 - base < 0 ? 0 : (hi_bound - 1 - base) / d + 1;
+static inline void tap_range(int64_t base, int64_t d, int64_t K, int64_t lo_bound, int64_t hi_bound, int64_t *lo,
+                             int64_t *hi) {
+  int64_t l, h;
+  if (d == 1) {
+    l = base < lo_bound ? lo_bound - base : 0;
+    h = hi_bound - base;
+  } else {
+    l = base < lo_bound ? (lo_bound - base + d - 1) / d : 0;
+    h = hi_bound - 1 - base < 0 ? 0 : (hi_bound - 1 - base) / d + 1;
+  }
   if (h > K) h = K;
   *lo = l;
   *hi = h > l ? h : l;
 }
 
-/* The window of output point o: base and valid tap ranges per dim; returns 0 if it holds no input element. */
-static int window(const ei__nn_geom *g, const int64_t *o, int64_t *base, int64_t *lo, int64_t *hi) {
-  int nonempty = 1;
-  for (int i = 0; i < g->S; i++) {
-    base[i] = o[i] * g->s[i] - g->pb[i];
-    tap_range(base[i], g->d[i], g->k[i], 0, g->in[i], &lo[i], &hi[i]);
-    if (lo[i] >= hi[i]) nonempty = 0;
-  }
-  return nonempty;
+/* Window of output index o along dim i: base and the taps inside the input. */
+static inline void window_dim(const ei__nn_geom *g, int i, int64_t o, int64_t *base, int64_t *lo, int64_t *hi) {
+  *base = o * g->s[i] - g->pb[i];
+  tap_range(*base, g->d[i], g->k[i], 0, g->in[i], lo, hi);
 }
 
 /* Row-major offset of a plane offset in column-major order (storage_order = 1). */
@@ -115,57 +116,86 @@ static int64_t col_major(const ei__nn_geom *g, int64_t off) {
   return r;
 }
 
-/* Loops over the taps of a window: dims 0..S-2 by odometer, the last dim as an inner loop with `off`. */
-#define FOR_TAPS(g, j, base, lo, hi, off, BODY)                                         \
-  do {                                                                                  \
-    const int L_ = (g)->S - 1;                                                          \
-    int64_t kk_[EI_NN_MAX_SPATIAL];                                                     \
-    for (int i_ = 0; i_ < L_; i_++) kk_[i_] = lo[i_];                                   \
-    for (;;) {                                                                          \
-      int64_t outer_ = 0;                                                               \
-      for (int i_ = 0; i_ < L_; i_++) outer_ += (base[i_] + kk_[i_] * (g)->d[i_]) * (j)->istride[i_]; \
-      for (int64_t k_ = lo[L_]; k_ < hi[L_]; k_++) {                                    \
-        const int64_t off = outer_ + base[L_] + k_ * (g)->d[L_];                        \
-        BODY                                                                            \
-      }                                                                                 \
-      int i_ = L_ - 1;                                                                  \
-      for (; i_ >= 0; i_--) {                                                           \
-        if (++kk_[i_] < hi[i_]) break;                                                  \
-        kk_[i_] = lo[i_];                                                               \
-      }                                                                                 \
-      if (i_ < 0) break;                                                                \
-    }                                                                                   \
+/* Walks a plane's outputs as rows along the last dim: ROW runs once per row (outer dims 0..S-2 in o[], their
+ * windows in base/lo/hi, outer_ok = 0 if one is empty), then PIXEL per output q of the row with the last dim's
+ * window filled in (the PIXEL code is the variadic tail). */
+#define FOR_OUTPUTS(g, o, base, lo, hi, outer_ok, q, ...)                       \
+  do {                                                                          \
+    const int L_ = (g)->S - 1;                                                  \
+    const int64_t OL_ = (g)->out[L_];                                           \
+    int64_t rows_ = 1;                                                          \
+    for (int i_ = 0; i_ < L_; i_++) rows_ *= (g)->out[i_];                      \
+    if (OL_ == 0) rows_ = 0;                                                    \
+    int64_t q = 0;                                                              \
+    for (int64_t r_ = 0; r_ < rows_; r_++) {                                    \
+      int outer_ok = 1;                                                         \
+      for (int i_ = 0; i_ < L_; i_++) {                                         \
+        window_dim(g, i_, o[i_], &base[i_], &lo[i_], &hi[i_]);                  \
+        if (lo[i_] >= hi[i_]) outer_ok = 0;                                     \
+      }                                                                         \
+      for (int64_t ox_ = 0; ox_ < OL_; ox_++, q++) {                            \
+        window_dim(g, L_, ox_, &base[L_], &lo[L_], &hi[L_]);                    \
+        __VA_ARGS__                                                             \
+      }                                                                         \
+      for (int i_ = L_ - 1; i_ >= 0; i_--) {                                    \
+        if (++o[i_] < (g)->out[i_]) break;                                      \
+        o[i_] = 0;                                                              \
+      }                                                                         \
+    }                                                                           \
   } while (0)
 
-#define DEFINE_MAXPOOL_PLANE(NAME, T, LOWEST)                                                        \
-  static void NAME(const pool_job *j, int64_t plane) {                                               \
-    const ei__nn_geom *g = j->g;                                                                     \
-    const T *xp = (const T *)j->x + plane * j->in_size;                                              \
-    T *yp = (T *)j->y + plane * j->out_size;                                                         \
-    int64_t o[EI_NN_MAX_SPATIAL] = {0};                                                              \
-    for (int64_t q = 0; q < j->out_size; q++) {                                                      \
-      int64_t base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL], hi[EI_NN_MAX_SPATIAL];                 \
-      T best = LOWEST;                                                                               \
-      int64_t best_off = -1;                                                                         \
-      if (window(g, o, base, lo, hi)) {                                                              \
-        FOR_TAPS(g, j, base, lo, hi, off, {                                                          \
-          const T v = xp[off];                                                                       \
-          if (best_off < 0 || v > best) {                                                            \
-            best = v;                                                                                \
-            best_off = off;                                                                          \
-          }                                                                                          \
-        });                                                                                          \
+/* Loops over the taps of a window: dims 0..S-2 by odometer, the last dim as an inner loop with `off`. */
+#define FOR_TAPS(g, j, base, lo, hi, off, ...)                                                       \
+  do {                                                                                               \
+    const int L_ = (g)->S - 1;                                                                       \
+    int64_t kk_[EI_NN_MAX_SPATIAL];                                                                  \
+    for (int i_ = 0; i_ < L_; i_++) kk_[i_] = lo[i_];                                                \
+    for (;;) {                                                                                       \
+      int64_t outer_ = 0;                                                                            \
+      for (int i_ = 0; i_ < L_; i_++) outer_ += (base[i_] + kk_[i_] * (g)->d[i_]) * (j)->istride[i_]; \
+      for (int64_t k_ = lo[L_]; k_ < hi[L_]; k_++) {                                                 \
+        const int64_t off = outer_ + base[L_] + k_ * (g)->d[L_];                                     \
+        __VA_ARGS__                                                                                  \
       }                                                                                              \
-      yp[q] = best;                                                                                  \
-      if (j->ind) {                                                                                  \
-        int64_t idx = best_off < 0 ? 0 : (j->p->a.storage_order ? col_major(g, best_off) : best_off); \
-        j->ind[plane * j->out_size + q] = plane * j->in_size + idx;                                  \
+      int i_ = L_ - 1;                                                                               \
+      for (; i_ >= 0; i_--) {                                                                        \
+        if (++kk_[i_] < hi[i_]) break;                                                               \
+        kk_[i_] = lo[i_];                                                                            \
       }                                                                                              \
-      for (int i = g->S - 1; i >= 0; i--) {                                                          \
-        if (++o[i] < g->out[i]) break;                                                               \
-        o[i] = 0;                                                                                    \
-      }                                                                                              \
+      if (i_ < 0) break;                                                                             \
     }                                                                                                \
+  } while (0)
+
+#define DEFINE_MAXPOOL_PLANE(NAME, T, LOWEST)                                                          \
+  static void NAME(const pool_job *j, int64_t plane) {                                                 \
+    const ei__nn_geom *g = j->g;                                                                       \
+    const T *xp = (const T *)j->x + plane * j->in_size;                                                \
+    T *yp = (T *)j->y + plane * j->out_size;                                                           \
+    int64_t o[EI_NN_MAX_SPATIAL] = {0}, base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL],                \
+            hi[EI_NN_MAX_SPATIAL];                                                                     \
+    FOR_OUTPUTS(g, o, base, lo, hi, outer_ok, q, {                                                     \
+      T best = LOWEST;                                                                                 \
+      int64_t best_off = -1;                                                                           \
+      if (outer_ok && lo[L_] < hi[L_] && !j->ind) { /* branch-free max */                             \
+        FOR_TAPS(g, j, base, lo, hi, off, {                                                            \
+          const T v = xp[off];                                                                         \
+          best = v > best ? v : best;                                                                  \
+        });                                                                                            \
+      } else if (outer_ok && lo[L_] < hi[L_]) {                                                        \
+        FOR_TAPS(g, j, base, lo, hi, off, {                                                            \
+          const T v = xp[off];                                                                         \
+          if (best_off < 0 || v > best) {                                                              \
+            best = v;                                                                                  \
+            best_off = off;                                                                            \
+          }                                                                                            \
+        });                                                                                            \
+      }                                                                                                \
+      yp[q] = best;                                                                                    \
+      if (j->ind) {                                                                                    \
+        int64_t idx = best_off < 0 ? 0 : (j->p->a.storage_order ? col_major(g, best_off) : best_off);   \
+        j->ind[plane * j->out_size + q] = plane * j->in_size + idx;                                    \
+      }                                                                                                \
+    });                                                                                                \
   }
 
 DEFINE_MAXPOOL_PLANE(maxpool_f32, float, -INFINITY)
@@ -176,25 +206,21 @@ static void avgpool_plane(const pool_job *j, int64_t plane) {
   const ei__nn_geom *g = j->g;
   const float *xp = (const float *)j->x + plane * j->in_size;
   float *yp = (float *)j->y + plane * j->out_size;
-  int64_t o[EI_NN_MAX_SPATIAL] = {0};
-  for (int64_t q = 0; q < j->out_size; q++) {
-    int64_t base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL], hi[EI_NN_MAX_SPATIAL];
+  const int cip = j->p->a.count_include_pad;
+  int64_t o[EI_NN_MAX_SPATIAL] = {0}, base[EI_NN_MAX_SPATIAL], lo[EI_NN_MAX_SPATIAL], hi[EI_NN_MAX_SPATIAL];
+  FOR_OUTPUTS(g, o, base, lo, hi, outer_ok, q, {
     float sum = 0.f;
     int64_t count = 1;
-    const int nonempty = window(g, o, base, lo, hi);
+    const int nonempty = outer_ok && lo[L_] < hi[L_];
     if (nonempty) FOR_TAPS(g, j, base, lo, hi, off, { sum += xp[off]; });
     for (int i = 0; i < g->S; i++) {
       int64_t l = lo[i], h = hi[i];
       /* count_include_pad: taps inside the padded extent [-pb, in + pe) count too. */
-      if (j->p->a.count_include_pad) tap_range(base[i], g->d[i], g->k[i], -g->pb[i], g->in[i] + g->pe[i], &l, &h);
+      if (cip) tap_range(base[i], g->d[i], g->k[i], -g->pb[i], g->in[i] + g->pe[i], &l, &h);
       count *= h - l;
     }
     yp[q] = count > 0 && nonempty ? sum / (float)count : 0.f;
-    for (int i = g->S - 1; i >= 0; i--) {
-      if (++o[i] < g->out[i]) break;
-      o[i] = 0;
-    }
-  }
+  });
 }
 
 static void pool_task(void *arg, int64_t t0, int64_t t1) {
