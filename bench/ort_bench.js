@@ -12,7 +12,7 @@
 // --min-iters (default 10) runs are done, at most --max-iters (default 1000). Input: a float32 .npy (its shape
 // must fit the model), else seeded random normal values in the model's input shape with the symbolic batch
 // dimension set to B (default 1). Output: one JSON line with median_ms, p90_ms, p99_ms, min_ms, images_per_s,
-// peak_rss_mb (the process's ru_maxrss), load_ms (InferenceSession.create), first_run_ms, iters, threads, batch.
+// peak_rss_mb (the process's VmHWM), load_ms (InferenceSession.create), first_run_ms, iters, threads, batch.
 'use strict';
 
 const fs = require('fs');
@@ -45,7 +45,15 @@ function loadOrt() {
 }
 
 const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
-const peakRssMb = () => process.resourceUsage().maxRSS / 1024; // maxRSS is in kilobytes
+// The process's own peak RSS: VmHWM of /proc/self/status (getrusage's ru_maxrss would include the RSS of the
+// process that forked us, kept across exec). Falls back to ru_maxrss elsewhere.
+function peakRssMb() {
+  try {
+    const m = /^VmHWM:\s*(\d+)\s*kB/m.exec(fs.readFileSync('/proc/self/status', 'latin1'));
+    if (m) return +m[1] / 1024;
+  } catch (e) { /* not Linux */ }
+  return process.resourceUsage().maxRSS / 1024; // kilobytes
+}
 
 // ---- input ---------------------------------------------------------------------------------------------------
 

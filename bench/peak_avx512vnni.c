@@ -14,7 +14,9 @@ uint64_t peak_dot_zmm_avx512vnni(uint64_t iters, double *sink) {
   __m512i acc[14] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13};
   __m512i s = _mm512_setzero_si512();
   for (int k = 0; k < 14; k++) s = _mm512_add_epi32(s, acc[k]);
-  *sink = (double)_mm512_reduce_add_epi32(s);
+  uint32_t v[16]; /* wrapping sums: the accumulators overflow by design */
+  _mm512_storeu_si512((void *)v, s);
+  *sink = (double)v[0] + v[15];
   return iters * 14 * PEAK_REPS;
 }
 
@@ -30,7 +32,7 @@ uint64_t peak_dot_ymm_avx512vnni(uint64_t iters, double *sink) {
   __m256i acc[14] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13};
   __m256i s = _mm256_setzero_si256();
   for (int k = 0; k < 14; k++) s = _mm256_add_epi32(s, acc[k]);
-  int32_t v[8];
+  uint32_t v[8];
   _mm256_storeu_si256((__m256i *)v, s);
   *sink = (double)v[0] + v[7];
   return iters * 14 * PEAK_REPS;

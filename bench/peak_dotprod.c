@@ -15,6 +15,6 @@ uint64_t peak_sdot_dotprod(uint64_t iters, double *sink) {
   int32x4_t acc[14] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13};
   int32x4_t s = vdupq_n_s32(0);
   for (int k = 0; k < 14; k++) s = vaddq_s32(s, acc[k]);
-  *sink = (double)vaddvq_s32(s);
+  *sink = (double)vaddvq_u32(vreinterpretq_u32_s32(s)); /* wrapping sum: the accumulators overflow by design */
   return iters * 14 * PEAK_REPS;
 }

@@ -178,6 +178,9 @@ ei_status ei_session_plan_stats(const ei_session *s, ei_plan_stats *st);
 ei_status ei_session_run(ei_session *s, int ninputs, const ei_tensor *inputs, int noutputs, ei_tensor *outputs,
                          char *err, size_t errlen);
 
+/* ei_model_node_info, with is_int8 from the session's current plan (where every value's type is known). */
+ei_status ei_session_node_info(const ei_session *s, int i, ei_node_info *info);
+
 /* Per-node timing of the last run (ns), when profiling is on; node order as ei_model_node_info. */
 void ei_session_set_profiling(ei_session *s, int on);
 ei_status ei_session_node_time_ns(const ei_session *s, int node, uint64_t *ns, int64_t *macs);

@@ -57,17 +57,35 @@ int cmd_inspect(int argc, char **argv) {
     print_info("output", &vi);
   }
   printf("nodes: %d in the file, %d after passes\n", st.nodes_imported, st.nodes);
+  /* Plan at the requested batch first: value types (int8 or float) are known from the plan. */
+  cli_inputs in;
+  ei_session *s = NULL;
+  int rc = 0, planned = 0;
+  char err[1024];
+  if (cli_make_inputs(m, &c, &in) == 0) {
+    if (ei_session_create(m, NULL, &s, err, sizeof err) == EI_OK) {
+      if (ei_session_plan(s, in.n, in.t, err, sizeof err) == EI_OK) planned = 1;
+      else rc = cli_die("planning failed: %s", err);
+    }
+  } else {
+    rc = 1;
+  }
+  int n = ei_model_node_count(m), nint8 = 0, nfloat = 0, first_q = -1, last_dq = -1;
+  ei_node_info *infos = calloc((size_t)n + 1, sizeof(ei_node_info));
+  for (int i = 0; infos && i < n; i++) {
+    if (planned) ei_session_node_info(s, i, &infos[i]);
+    else ei_model_node_info(m, i, &infos[i]);
+    if (!strcmp(infos[i].op_type, "QuantizeLinear") && first_q < 0) first_q = i;
+    if (!strcmp(infos[i].op_type, "DequantizeLinear")) last_dq = i;
+  }
   /* op histogram */
-  int n = ei_model_node_count(m);
   const char **ops = calloc((size_t)n + 1, sizeof(char *));
-  int *counts = calloc((size_t)n + 1, sizeof(int)), nops = 0, nint8 = 0;
+  int *counts = calloc((size_t)n + 1, sizeof(int)), nops = 0;
   char (*keys)[96] = calloc((size_t)n + 1, 96);
-  for (int i = 0; ops && counts && keys && i < n; i++) {
-    ei_node_info ni;
-    ei_model_node_info(m, i, &ni);
-    nint8 += ni.is_int8;
+  for (int i = 0; infos && ops && counts && keys && i < n; i++) {
+    const ei_node_info *ni = &infos[i];
     char key[96];
-    snprintf(key, sizeof key, "%s%s%s", ni.op_type, ni.fused ? "+" : "", ni.fused ? ni.fused : "");
+    snprintf(key, sizeof key, "%s%s%s", ni->op_type, ni->fused ? "+" : "", ni->fused ? ni->fused : "");
     int k = 0;
     while (k < nops && strcmp(keys[k], key)) k++;
     if (k == nops) {
@@ -75,45 +93,41 @@ int cmd_inspect(int argc, char **argv) {
       ops[nops++] = keys[k];
     }
     counts[k]++;
+    nint8 += ni->is_int8;
+    if (!ni->is_int8 && i > first_q && i < last_dq && first_q >= 0) nfloat++;
   }
   printf("op histogram after passes:\n");
   for (int k = 0; k < nops; k++) printf("  %-28s %d\n", ops[k], counts[k]);
   free(ops);
   free(counts);
   free(keys);
+  if (planned) {
+    printf("integer nodes: %d of %d", nint8, n);
+    if (first_q >= 0 && last_dq > first_q)
+      printf("; float nodes between the first QuantizeLinear and the last DequantizeLinear: %d", nfloat);
+    printf("\n");
+  }
   printf("parameters: %lld (%.2f MB of weights and constants held)\n", (long long)st.params, st.weight_bytes / 1e6);
-  if (list_nodes) {
+  if (list_nodes && infos) {
     printf("nodes:\n");
     for (int i = 0; i < n; i++) {
-      ei_node_info ni;
-      ei_model_node_info(m, i, &ni);
-      printf("  %4d  %-20s %-12s %-24s %s\n", i, ni.op_type, ni.fused ? ni.fused : "", ni.kernel ? ni.kernel : "",
-             ni.name);
+      const ei_node_info *ni = &infos[i];
+      printf("  %4d  %-5s %-24s %-12s %-28s %s\n", i, !planned ? "" : ni->is_int8 ? "int8" : "float", ni->op_type,
+             ni->fused ? ni->fused : "", ni->kernel ? ni->kernel : "", ni->name);
     }
   }
-  /* plan at the requested batch */
-  cli_inputs in;
-  int rc = 0;
-  if (cli_make_inputs(m, &c, &in) == 0) {
-    ei_session *s;
-    char err[1024];
-    if (ei_session_create(m, NULL, &s, err, sizeof err) == EI_OK) {
-      if (ei_session_plan(s, in.n, in.t, err, sizeof err) == EI_OK) {
-        ei_plan_stats ps;
-        ei_session_plan_stats(s, &ps);
-        int64_t batch = in.n && in.t[0].rank ? in.t[0].dims[0] : 1;
-        printf("plan for batch %lld: %.3f GMAC per image\n", (long long)batch, ps.macs / 1e9 / (batch ? batch : 1));
-        printf("arena: %zu bytes (%.2f MB) for %d intermediate tensors; naive sum %zu bytes (%.2f MB), %.1f%% of it\n",
-               ps.arena_bytes, ps.arena_bytes / 1e6, ps.tensors, ps.naive_bytes, ps.naive_bytes / 1e6,
-               ps.naive_bytes ? 100.0 * ps.arena_bytes / ps.naive_bytes : 0.0);
-      } else {
-        cli_die("planning failed: %s", err);
-        rc = 1;
-      }
-      ei_session_destroy(s);
-    }
-    cli_free_inputs(&in);
+  free(infos);
+  if (planned) {
+    ei_plan_stats ps;
+    ei_session_plan_stats(s, &ps);
+    int64_t batch = in.n && in.t[0].rank ? in.t[0].dims[0] : 1;
+    printf("plan for batch %lld: %.3f GMAC per image\n", (long long)batch, ps.macs / 1e9 / (batch ? batch : 1));
+    printf("arena: %zu bytes (%.2f MB) for %d intermediate tensors; naive sum %zu bytes (%.2f MB), %.1f%% of it\n",
+           ps.arena_bytes, ps.arena_bytes / 1e6, ps.tensors, ps.naive_bytes, ps.naive_bytes / 1e6,
+           ps.naive_bytes ? 100.0 * ps.arena_bytes / ps.naive_bytes : 0.0);
   }
+  ei_session_destroy(s);
+  cli_free_inputs(&in);
   ei_model_destroy(m);
   return rc;
 }

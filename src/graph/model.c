@@ -253,6 +253,22 @@ ei_status ei_session_run(ei_session *s, int ninputs, const ei_tensor *inputs, in
                       err, errlen);
 }
 
+ei_status ei_session_node_info(const ei_session *s, int i, ei_node_info *info) {
+  ei_status st = ei_model_node_info(s->m, i, info);
+  if (st || !s->cur) return st;
+  /* A node runs on integers when its first input or its first output is an 8-bit integer tensor. */
+  const ei__node *n = &s->m->g->nodes[i];
+  int int8 = 0;
+  int vs[2] = {n->nin ? n->in[0] : -1, n->nout ? n->out[0] : -1};
+  for (int k = 0; k < 2; k++)
+    if (vs[k] >= 0) {
+      ei_dtype t = s->cur->vals[vs[k]].dtype;
+      int8 |= t == EI_INT8 || t == EI_UINT8;
+    }
+  info->is_int8 = int8;
+  return EI_OK;
+}
+
 void ei_session_set_profiling(ei_session *s, int on) { s->profiling = on; }
 
 ei_status ei_session_node_time_ns(const ei_session *s, int node, uint64_t *ns, int64_t *macs) {
