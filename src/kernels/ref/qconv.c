@@ -4,9 +4,14 @@
  * Reference kernel: im2col tiles of output pixels (col[p][kp*Cg + c], padding = x_zp) times the packed weights
  * (quant_ops.h layout) as byte dot products, zero points corrected with the precomputed weight sums, then the
  * requantization of src/quant/requant.h (QLinearConv) or the wrapped int32 (ConvInteger). Constant weights are
- * packed once in init; otherwise they are packed into the workspace at run. */
+ * packed once in init; otherwise they are packed into the workspace at run.
+ * SIMD path: with constant weights, a 1-D or 2-D conv and a kernel level other than ref at init, the weights are
+ * packed for that level's micro-kernel instead (src/kernels/q8_kernels.h: implicit GEMM over a staged input, or
+ * the depthwise kernel) and every run whose shape the driver accepts goes there, bit-exact with this reference;
+ * other runs unpack those weights into the workspace and take the reference path. */
 #include <string.h>
 
+#include "kernels/q8_kernels.h"
 #include "kernels/ref/quant_ops.h"
 
 typedef struct qconv_params {
@@ -14,7 +19,10 @@ typedef struct qconv_params {
   int integer;  /* ConvInteger: int32 output */
   /* input indices; -1 when the op has no such input */
   int ix, ixs, ixz, iw, iws, iwz, iys, iyz, ib;
-  ei__qconv_wpack pack; /* pack.w != NULL: W was constant and is packed here */
+  ei__qconv_wpack pack; /* packed: W was constant; its metadata is here and its bytes in pack.w or q8 */
+  int packed;
+  int use_q8;           /* the weights are packed for the SIMD kernel in q8 (pack.w == NULL) */
+  ei__q8c_pack q8;
 } qconv_params;
 
 /* Everything one run needs, validated. */
@@ -78,6 +86,19 @@ ei_status ei__qconv_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   ei__qconv_pack(w->data, w->dtype, w->rank, w->dims, k->w, k->wsum);
   n->packed_inputs |= 1u << p->iw;
   n->params_bytes = bytes;
+  p->packed = 1;
+  /* the SIMD kernel of this level, when the weights fit it: its pack replaces the reference pack */
+  int nomem = 0;
+  if (!ei__q8c_pack_weights(ei__q8c_kernel_for(ei__isa_current()), w->data, w->dtype, w->rank, w->dims,
+                            p->a.group, &p->q8, &nomem)) {
+    p->use_q8 = 1;
+    ei__free(k->w);
+    k->w = NULL;
+    k->wsum = NULL;
+    n->params_bytes = p->q8.bytes;
+  } else if (nomem) {
+    return EI_E_NOMEM;
+  }
   return EI_OK;
 }
 
@@ -85,12 +106,14 @@ void ei__qconv_fini(ei__node *n) {
   qconv_params *p = n->params;
   if (!p) return;
   ei__free(p->pack.w);
+  ei__q8c_pack_free(&p->q8);
   ei__free(p);
   n->params = NULL;
 }
 
 const char *ei__qconv_kernel_name(const ei__node *n) {
   const qconv_params *p = n->params;
+  if (p && p->use_q8) return ei__q8c_name(&p->q8);
   return p && p->integer ? "convinteger_ref" : "qlinearconv_ref";
 }
 
@@ -118,12 +141,12 @@ void ei__qconv_pack(const void *W, ei_dtype wtype, int wrank, const int64_t *wdi
 static ei_status qconv_check(const ei__node *node, const qconv_params *p, int nin, const ei__tensor *in,
                              qconv_shape *q, char *err, size_t errlen) {
   const ei__tensor *x = in_at(nin, in, p->ix), *w = in_at(nin, in, p->iw);
-  if (!x || !ei__nn_has(nin, in, p->ix) || (!p->pack.w && (!w || !ei__nn_has(nin, in, p->iw))))
+  if (!x || !ei__nn_has(nin, in, p->ix) || (!p->packed && (!w || !ei__nn_has(nin, in, p->iw))))
     return EI_NN_ERR(node, err, errlen, EI_E_INVALID_MODEL, "inputs x and w are required");
   q->xt = x->dtype;
-  q->wt = p->pack.w ? p->pack.wtype : w->dtype;
-  q->wrank = p->pack.w ? p->pack.rank : w->rank;
-  q->wdims = p->pack.w ? p->pack.dims : w->dims;
+  q->wt = p->packed ? p->pack.wtype : w->dtype;
+  q->wrank = p->packed ? p->pack.rank : w->rank;
+  q->wdims = p->packed ? p->pack.dims : w->dims;
   if (!ei__q_is_8bit(q->xt))
     return EI_NN_ERR(node, err, errlen, EI_E_UNSUPPORTED, "input x has type %s (uint8 or int8 supported)",
                      ei_dtype_name(q->xt));
@@ -190,13 +213,51 @@ static ei_status qconv_check(const ei__node *node, const qconv_params *p, int ni
   return EI_OK;
 }
 
-/* Workspace: [packed w (M*K) + wsum (M)] when W is not packed in params, then [col (PT*K)] [xsum (PT)]. */
+/* Workspace: [packed w (M*K) + wsum (M)] when W is not packed in params, then [col (PT*K)] [xsum (PT)]; or the
+ * SIMD driver's workspace (q8 > 0 bytes). */
 typedef struct qconv_ws {
   size_t pack_bytes, col_off, xsum_off, total;
-  int64_t PT; /* output pixels per im2col tile */
+  int64_t PT;         /* output pixels per im2col tile */
+  size_t q8;          /* > 0: the SIMD path runs, with this workspace */
+  ei__q8c_problem qp; /* its problem */
 } qconv_ws;
 
+/* The SIMD driver's view of the problem; 0 if it is not 1-D or 2-D. */
+static int qconv_q8_problem(const qconv_params *p, const qconv_shape *q, ei__q8c_problem *r) {
+  const ei__nn_geom *g = &q->s.g;
+  if (g->S < 1 || g->S > 2) return 0;
+  const int two = g->S == 2;
+  memset(r, 0, sizeof *r);
+  r->N = q->s.N;
+  r->C = q->s.C;
+  r->M = q->s.M;
+  r->group = q->s.group;
+  r->H = two ? g->in[0] : 1;
+  r->W = g->in[g->S - 1];
+  r->OH = two ? g->out[0] : 1;
+  r->OW = g->out[g->S - 1];
+  r->KH = two ? g->k[0] : 1;
+  r->KW = g->k[g->S - 1];
+  r->sh = two ? g->s[0] : 1;
+  r->sw = g->s[g->S - 1];
+  r->dh = two ? g->d[0] : 1;
+  r->dw = g->d[g->S - 1];
+  r->pt = two ? g->pb[0] : 0;
+  r->pl = g->pb[g->S - 1];
+  r->xt = q->xt;
+  r->out_int32 = p->integer;
+  return 1;
+}
+
 static int qconv_ws_layout(const qconv_params *p, const qconv_shape *q, qconv_ws *w) {
+  w->q8 = 0;
+  if (p->use_q8 && qconv_q8_problem(p, q, &w->qp)) {
+    w->q8 = ei__q8c_workspace(&p->q8, &w->qp);
+    if (w->q8) {
+      w->total = w->q8;
+      return 0;
+    }
+  }
   w->pack_bytes = p->pack.w ? 0 : ei__qconv_pack_bytes(q->s.M, q->K);
   if (w->pack_bytes == SIZE_MAX) return -1;
   int64_t PT = q->K > 0 ? (int64_t)(EI_NN_IM2COL_BYTES / (size_t)q->K) : q->out_size;
@@ -345,6 +406,27 @@ static void qconv_task(void *arg, int64_t b, int64_t e) {
   }
 }
 
+/* The SIMD path (weights packed for the kernel level chosen at init). */
+static ei_status qconv_run_q8(ei__run *c, const qconv_params *p, const qconv_shape *q, const qconv_ws *wl) {
+  ei__q8c_qparams qp;
+  memset(&qp, 0, sizeof qp);
+  qp.xz = ei__q_zp(c->nin, c->in, p->ixz, 0);
+  qp.wz_t = ei__nn_has(c->nin, c->in, p->iwz) ? &c->in[p->iwz] : NULL;
+  qp.nwz = q->nwz;
+  if (!p->integer) {
+    qp.xs = ei__q_scale(&c->in[p->ixs], 0);
+    qp.ys = ei__q_scale(&c->in[p->iys], 0);
+    qp.ws = c->in[p->iws].data;
+    qp.nws = q->nws;
+    qp.yz = ei__q_zp(c->nin, c->in, p->iyz, 0);
+    qp.bias = ei__nn_has(c->nin, c->in, p->ib) ? c->in[p->ib].data : NULL;
+    if (ei__quant_act_range(&c->node->act, qp.ys, qp.yz, q->yt, &qp.lo, &qp.hi))
+      return EI_NODE_ERR(c, EI_E_UNSUPPORTED, "fused activation is not a clamp");
+  }
+  ei__q8c_run(&p->q8, &wl->qp, &qp, c->in[p->ix].data, c->out[0].data, c->workspace, c->pool);
+  return EI_OK;
+}
+
 ei_status ei__qconv_run(ei__run *c) {
   const qconv_params *p = c->node->params;
   qconv_shape q;
@@ -355,6 +437,7 @@ ei_status ei__qconv_run(ei__run *c) {
   const int64_t ynumel = q.s.N * q.s.M * q.out_size;
   if (ynumel == 0) return EI_OK;
   uint8_t *ws = c->workspace;
+  if (wl.q8) return qconv_run_q8(c, p, &q, &wl);
   qconv_job j;
   memset(&j, 0, sizeof j);
   j.q = &q;
@@ -365,7 +448,10 @@ ei_status ei__qconv_run(ei__run *c) {
   } else {
     uint8_t *pw = ws;
     int32_t *psum = (int32_t *)(ws + ei__align_up((size_t)(q.s.M * q.K), EI_ALIGN));
-    ei__qconv_pack(c->in[p->iw].data, q.wt, q.wrank, q.wdims, pw, psum);
+    if (p->use_q8)
+      ei__q8c_unpack_ref(&p->q8, pw, psum);
+    else
+      ei__qconv_pack(c->in[p->iw].data, q.wt, q.wrank, q.wdims, pw, psum);
     j.w = pw;
     j.wsum = psum;
   }

@@ -1,11 +1,32 @@
 /* Quantized elementwise and data operators: QLinearAdd, QLinearMul (numpy broadcasting, fused Relu / Clip clamp),
  * QLinearGlobalAveragePool (channels_last 0/1), QLinearConcat, QLinearSigmoid, QLinearLeakyRelu (com.microsoft),
  * and QLinearLookup (ai.edgeinfer: y = table[(uint8_t)x], the 256-entry table written by the QDQ pass with
- * ei__quant_lut_build's indexing). uint8 / int8, per-tensor scales and zero points. Rounding: requant.h. */
+ * ei__quant_lut_build's indexing). uint8 / int8, per-tensor scales and zero points. Rounding: requant.h.
+ * QLinearAdd without broadcasting (or with one scalar operand) and QLinearGlobalAveragePool (channels first) use
+ * the SIMD kernels of the level chosen at init (src/kernels/q8_kernels.h), bit-exact with these loops. */
 #include <math.h>
 #include <string.h>
 
+#include "kernels/q8_kernels.h"
 #include "kernels/ref/quant_ops.h"
+
+/* node->params of QLinearAdd / QLinearMul / QLinearGlobalAveragePool: the SIMD kernels chosen at init (or NULL) */
+typedef struct q8e_params {
+  const ei__q8e_kernels *k;
+} q8e_params;
+
+static ei_status q8e_params_init(ei__node *n) {
+  q8e_params *p = ei__calloc(1, sizeof *p);
+  if (!p) return EI_E_NOMEM;
+  p->k = ei__q8e_kernels_for(ei__isa_current());
+  n->params = p;
+  return EI_OK;
+}
+
+static const ei__q8e_kernels *q8e_of(const ei__node *n) {
+  const q8e_params *p = n->params;
+  return p ? p->k : NULL;
+}
 
 /* Sets output 0 to (dt, rank, dims). */
 static void set_out(ei__infer *c, ei_dtype dt, int rank, const int64_t *dims) {
@@ -50,7 +71,8 @@ static ei_status init_act(const ei__node *n, char *err, size_t errlen) {
 ei_status ei__qbinary_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   (void)g;
   if (n->nin < 7) return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "expects 7 or 8 inputs, got %d", n->nin);
-  return init_act(n, err, errlen);
+  ei_status st = init_act(n, err, errlen);
+  return st ? st : q8e_params_init(n);
 }
 
 static ei_status qbinary_check(const ei__node *node, int nin, const ei__tensor *in, ei__tensor *out, char *err,
@@ -111,6 +133,16 @@ ei_status ei__qbinary_run(ei__run *c) {
   const int64_t inner = r ? y.dims[r - 1] : 1, ia = r ? stra[r - 1] : 0, ib = r ? strb[r - 1] : 0;
   const uint8_t *a = A->data, *b = B->data;
   void *out = c->out[0].data;
+  const ei__q8e_kernels *k = q8e_of(c->node);
+  const int64_t na = ei__numel(A), nb = ei__numel(B);
+  if (!mul && k && ((na == total && (nb == total || nb == 1)) || (na == 1 && nb == total))) {
+    /* no broadcasting, or one scalar operand (as b: the sum is commutative, bit for bit) */
+    const int swap = na == 1 && nb == total && total != 1;
+    ei__q8add_args args = {swap ? b : a, swap ? a : b, out, total, (swap ? na : nb) == 1 && total != 1, sgn,
+                           swap ? zb : za, swap ? za : zb, zc, lo, hi, swap ? sb : sa, swap ? sa : sb, sc};
+    ei__q8add_run(k, &args, c->pool);
+    return EI_OK;
+  }
   for (int64_t o = 0, yi = 0; o < total / inner; o++) {
     int64_t ao = 0, bo = 0;
     for (int i = 0; i < r - 1; i++) {
@@ -135,7 +167,8 @@ ei_status ei__qbinary_run(ei__run *c) {
 }
 
 const char *ei__qbinary_kernel_name(const ei__node *n) {
-  return !strcmp(n->op_type, "QLinearMul") ? "qlinearmul_ref" : "qlinearadd_ref";
+  if (!strcmp(n->op_type, "QLinearMul")) return "qlinearmul_ref";
+  return q8e_of(n) ? q8e_of(n)->add_name : "qlinearadd_ref";
 }
 
 /* ---- QLinearGlobalAveragePool: X, x_scale, x_zp, y_scale, y_zp; channels_last ---- */
@@ -148,7 +181,7 @@ ei_status ei__qgap_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   if (n->nin < 4) return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "expects 5 inputs, got %d", n->nin);
   if (n->act.kind != EI_ACT_NONE)
     return EI_NN_ERR(n, err, errlen, EI_E_UNSUPPORTED, "fused activations are not supported");
-  return EI_OK;
+  return q8e_params_init(n);
 }
 
 static ei_status qgap_check(const ei__node *node, int nin, const ei__tensor *in, char *err, size_t errlen) {
@@ -194,11 +227,15 @@ ei_status ei__qgap_run(ei__run *c) {
   const int32_t lo = ei__qmin(t), hi = ei__qmax(t);
   /* mean = x_scale * sum(x - x_zp) / S, requantized with multiplier x_scale / (y_scale * S) (ONNX Runtime's order) */
   const float mult = xs / (ys * (float)S);
+  const ei__q8e_kernels *k = cl ? NULL : q8e_of(c->node);
   for (int64_t n = 0; n < N; n++)
     for (int64_t ch = 0; ch < C; ch++) {
       int64_t sum = 0;
       const int64_t base = cl ? n * S * C + ch : (n * C + ch) * S, step = cl ? C : 1;
-      for (int64_t s = 0; s < S; s++) sum += ei__q8_get(x->data, sgn, base + s * step);
+      if (k)
+        sum = k->sum((const uint8_t *)x->data + base, S, sgn);
+      else
+        for (int64_t s = 0; s < S; s++) sum += ei__q8_get(x->data, sgn, base + s * step);
       sum -= (int64_t)xz * S;
       const int32_t v = S ? ei__quant_round_sat((float)sum * mult, yz, lo, hi) : ei__quant_round_sat(0.f, yz, lo, hi);
       ei__q_store(c->out[0].data, t, n * C + ch, v);
@@ -207,7 +244,7 @@ ei_status ei__qgap_run(ei__run *c) {
 }
 
 const char *ei__qgap_kernel_name(const ei__node *n) {
-  (void)n;
+  if (q8e_of(n) && !ei__attr_int(n, "channels_last", 0)) return q8e_of(n)->gap_name;
   return "qlinear_global_avgpool_ref";
 }
 

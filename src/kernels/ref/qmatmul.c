@@ -5,9 +5,14 @@
  * quantized when y_scale is given, else float32 (alpha * a_scale * b_scale[n] * acc). uint8 / int8 operands in any
  * combination. Every output is a dot product of a contiguous A row and a contiguous packed B column
  * (quant_ops.h layout); a constant 2-D B is packed once in init, otherwise per batch into the workspace. Fused
- * Relu / Clip clamps quantized outputs (QLinearMatMul, QGemm); a float QGemm output applies any activation. */
+ * Relu / Clip clamps quantized outputs (QLinearMatMul, QGemm); a float QGemm output applies any activation.
+ * SIMD path: a constant 2-D B is packed at init for the GEMM micro-kernel of the kernel level chosen then
+ * (src/kernels/q8_kernels.h) instead; runs with per-tensor A parameters, per-tensor or per-column B parameters, a
+ * quantized or int32 output (and no transA) go there, bit-exact with this reference; other runs unpack B into the
+ * workspace and take the reference path. */
 #include <string.h>
 
+#include "kernels/q8_kernels.h"
 #include "kernels/ref/quant_ops.h"
 
 enum { QMM_QLINEAR = 0, QMM_INTEGER, QMM_QGEMM };
@@ -17,7 +22,10 @@ typedef struct qmm_params {
   int ia, ias, iaz, ib, ibs, ibz, ic, iys, iyz; /* input indices, -1 when the op has none */
   int transA, transB;
   float alpha;
-  ei__qgemm_bpack pack; /* pack.b != NULL: constant 2-D B packed at init */
+  ei__qgemm_bpack pack; /* packed: constant 2-D B packed at init (metadata here, bytes in pack.b or q8) */
+  int packed;
+  int use_q8;           /* B packed for the SIMD kernel in q8 (pack.b == NULL) */
+  ei__q8g_pack q8;
   int64_t bdims[2];     /* B's dims when packed */
 } qmm_params;
 
@@ -99,6 +107,18 @@ ei_status ei__qmatmul_init(ei__graph *g, ei__node *n, char *err, size_t errlen) 
   ei__qgemm_pack_b(b->data, b->dtype, K, N, p->transB, p->pack.b, p->pack.bsum);
   n->packed_inputs |= 1u << p->ib;
   n->params_bytes = bytes;
+  p->packed = 1;
+  int nomem = 0;
+  if (!ei__q8g_pack_b(ei__q8g_kernel_for(ei__isa_current()), b->data, b->dtype, K, N, p->transB ? 1 : N,
+                      p->transB ? K : 1, &p->q8, &nomem)) {
+    p->use_q8 = 1;
+    ei__free(p->pack.b);
+    p->pack.b = NULL;
+    p->pack.bsum = NULL;
+    n->params_bytes = p->q8.bytes;
+  } else if (nomem) {
+    return EI_E_NOMEM;
+  }
   return EI_OK;
 }
 
@@ -106,6 +126,7 @@ void ei__qmatmul_fini(ei__node *n) {
   qmm_params *p = n->params;
   if (!p) return;
   ei__free(p->pack.b);
+  ei__q8g_pack_free(&p->q8);
   ei__free(p);
   n->params = NULL;
 }
@@ -113,6 +134,7 @@ void ei__qmatmul_fini(ei__node *n) {
 const char *ei__qmatmul_kernel_name(const ei__node *n) {
   const qmm_params *p = n->params;
   if (!p) return "qmatmul_ref";
+  if (p->use_q8) return p->q8.uk->name;
   return p->kind == QMM_INTEGER ? "matmulinteger_ref" : p->kind == QMM_QGEMM ? "qgemm_ref" : "qlinearmatmul_ref";
 }
 
@@ -223,16 +245,16 @@ static ei_status qvec_parse(const ei__node *node, int nin, const ei__tensor *in,
 static ei_status qmm_check(const ei__node *node, const qmm_params *p, int nin, const ei__tensor *in, qmm_shape *s,
                            char *err, size_t errlen) {
   memset(s, 0, sizeof *s);
-  if (!ei__nn_has(nin, in, p->ia) || (!p->pack.b && !ei__nn_has(nin, in, p->ib)))
+  if (!ei__nn_has(nin, in, p->ia) || (!p->packed && !ei__nn_has(nin, in, p->ib)))
     return EI_NN_ERR(node, err, errlen, EI_E_INVALID_MODEL, "inputs A and B are required");
-  const ei__tensor *a = &in[p->ia], *b = p->pack.b ? NULL : &in[p->ib];
+  const ei__tensor *a = &in[p->ia], *b = p->packed ? NULL : &in[p->ib];
   s->at = a->dtype;
-  s->bt = p->pack.b ? p->pack.btype : b->dtype;
+  s->bt = p->packed ? p->pack.btype : b->dtype;
   if (!ei__q_is_8bit(s->at) || !ei__q_is_8bit(s->bt))
     return EI_NN_ERR(node, err, errlen, EI_E_UNSUPPORTED, "A and B must be uint8 or int8 (got %s and %s)",
                      ei_dtype_name(s->at), ei_dtype_name(s->bt));
-  const int br = p->pack.b ? 2 : b->rank;
-  const int64_t *bd = p->pack.b ? p->bdims : b->dims;
+  const int br = p->packed ? 2 : b->rank;
+  const int64_t *bd = p->packed ? p->bdims : b->dims;
   ei_status st;
   const int nd = p->kind != QMM_QGEMM;
   if (p->kind == QMM_QGEMM) {
@@ -302,13 +324,38 @@ static ei_status qmm_check(const ei__node *node, const qmm_params *p, int nin, c
   return EI_OK;
 }
 
-/* Workspace: [A' packed (M*K, QGemm transA)] [B' packed (N*K) + bsum (N), when not packed at init] [asum (M)]. */
+/* Workspace: [A' packed (M*K, QGemm transA)] [B' packed (N*K) + bsum (N), when not packed at init] [asum (M)];
+ * or the SIMD driver's (q8 > 0 bytes). */
 typedef struct qmm_ws {
   size_t a_off, b_off, bsum_off, asum_off, total;
+  size_t q8;
 } qmm_ws;
+
+/* A parameter view that is one value, or one per column without batch variation (side 1). */
+static int qv_simple(const qvec *v, int brank, int percol_ok) {
+  for (int i = 0; i < brank; i++)
+    if (v->bstr[i]) return 0;
+  return v->str == 0 || (percol_ok && v->str == 1);
+}
+
+/* Whether the run can take the SIMD path. */
+static int qmm_q8_ok(const qmm_params *p, const qmm_shape *s) {
+  if (!p->use_q8 || s->yt == EI_FLOAT || (p->kind == QMM_QGEMM && p->transA)) return 0;
+  if (!qv_simple(&s->az, s->brank, 0) || !qv_simple(&s->bz, s->brank, 1)) return 0;
+  if (s->yt != EI_INT32 && (!qv_simple(&s->as, s->brank, 0) || !qv_simple(&s->bs, s->brank, 1))) return 0;
+  return 1;
+}
 
 static int qmm_ws_layout(const qmm_params *p, const qmm_shape *s, qmm_ws *w) {
   size_t mk, nk, o = 0;
+  w->q8 = 0;
+  if (qmm_q8_ok(p, s) && s->nbatch > 0 && s->M <= INT64_MAX / s->nbatch) {
+    w->q8 = ei__q8g_workspace(&p->q8, s->nbatch * s->M);
+    if (w->q8) {
+      w->total = w->q8;
+      return 0;
+    }
+  }
   if (!ei__mul_size((size_t)s->M, (size_t)s->K, &mk) || !ei__mul_size((size_t)s->N, (size_t)s->K, &nk) ||
       mk > ((size_t)1 << 50) || nk > ((size_t)1 << 50))
     return -1;
@@ -422,6 +469,34 @@ static int64_t qv_base(const qvec *v, const int64_t *idx, int brank) {
   return o;
 }
 
+/* The SIMD path: all batches of A as one [nbatch * M, K] matrix times the packed B. */
+static ei_status qmm_run_q8(ei__run *c, const qmm_params *p, const qmm_shape *s) {
+  ei__q8g_qparams qp;
+  memset(&qp, 0, sizeof qp);
+  qp.at = s->at;
+  qp.az = qv_i(&s->az, 0, 0);
+  qp.bz_t = s->bz.t;
+  qp.nbz = s->bz.str ? s->N : 1;
+  qp.out_int32 = s->yt == EI_INT32;
+  if (!qp.out_int32) {
+    const float as = qv_f(&s->as, 0, 0);
+    qp.a_sc = p->kind == QMM_QGEMM ? p->alpha * as : as;
+    qp.bs = s->bs.t->data;
+    qp.nbs = s->bs.str ? s->N : 1;
+    qp.ys = ei__q_scale(&c->in[p->iys], 0);
+    qp.yz = ei__q_zp(c->nin, c->in, p->iyz, 0);
+    if (ei__quant_act_range(&c->node->act, qp.ys, qp.yz, s->yt, &qp.lo, &qp.hi))
+      return EI_NODE_ERR(c, EI_E_UNSUPPORTED, "fused activation is not a clamp");
+  }
+  if (p->kind == QMM_QGEMM && ei__nn_has(c->nin, c->in, p->ic)) {
+    qp.c = c->in[p->ic].data;
+    qp.c_ms = s->c_ms;
+    qp.c_ns = s->c_ns;
+  }
+  ei__q8g_run(&p->q8, s->nbatch * s->M, c->in[p->ia].data, &qp, c->out[0].data, c->workspace, c->pool);
+  return EI_OK;
+}
+
 ei_status ei__qmatmul_run(ei__run *c) {
   const qmm_params *p = c->node->params;
   qmm_shape s;
@@ -430,6 +505,7 @@ ei_status ei__qmatmul_run(ei__run *c) {
   qmm_ws wl;
   if (qmm_ws_layout(p, &s, &wl)) return EI_NODE_ERR(c, EI_E_LIMIT, "workspace size overflows");
   if (s.nbatch == 0 || s.M == 0 || s.N == 0) return EI_OK;
+  if (wl.q8) return qmm_run_q8(c, p, &s);
   uint8_t *ws = c->workspace;
   const uint8_t *a = c->in[p->ia].data;
   const uint8_t *b = p->pack.b ? NULL : c->in[p->ib].data;
@@ -478,7 +554,10 @@ ei_status ei__qmatmul_run(ei__run *c) {
     } else {
       uint8_t *bp = ws + wl.b_off;
       int32_t *bsum = (int32_t *)(ws + wl.bsum_off);
-      ei__qgemm_pack_b(b + bo, s.bt, s.K, s.N, p->kind == QMM_QGEMM && p->transB, bp, bsum);
+      if (p->use_q8)
+        ei__q8g_unpack_ref(&p->q8, bp, bsum);
+      else
+        ei__qgemm_pack_b(b + bo, s.bt, s.K, s.N, p->kind == QMM_QGEMM && p->transB, bp, bsum);
       j.b = bp;
       j.bsum = bsum;
     }
