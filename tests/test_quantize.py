@@ -197,7 +197,7 @@ def engine_op(ei, model, node):
     for line in r.stdout.splitlines():
         f = line.split()
         if len(f) >= 3 and f[0].isdigit() and f[-1] == node:
-            return f[1]
+            return f[2] if f[1] in ("int8", "float") else f[1]  # "N  int8|float  OP ..." after planning
     return None
 
 
