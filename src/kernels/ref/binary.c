@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/f32_simd.h"
 #include "kernels/ref/elementwise.h"
 
 typedef enum binary_kind { B_ADD, B_SUB, B_MUL, B_DIV, B_PRELU, B_MAX, B_MIN, B_SUM, B_MEAN } binary_kind;
@@ -277,6 +278,8 @@ typedef struct binary_job {
   char *o;
   const char *a, *b;
   const ei__act *act; /* NULL or a fused activation (float) */
+  const ei__f32_simd *simd; /* float32 Add and the fused activation by SIMD rows (the scalar table at EI_ISA=ref) */
+  int f32_add;
 } binary_job;
 
 /* Computes outputs [begin, end) of the flattened output. */
@@ -301,8 +304,12 @@ static void binary_range(void *arg, int64_t begin, int64_t end) {
     int64_t n = p->dims[last] - idx[last];
     if (n > end - pos) n = end - pos;
     char *o = j->o + (size_t)pos * j->es;
-    j->fn(o, j->a + (size_t)oa * j->es, j->b + (size_t)ob * j->es, n, mode);
-    if (j->act) ei__act_apply_n(j->act, (float *)o, n);
+    if (j->f32_add && mode != 2 && mode != 3) {
+      j->simd->add((const float *)j->a + oa, (const float *)j->b + ob, mode == 1, (float *)o, n, j->act);
+    } else {
+      j->fn(o, j->a + (size_t)oa * j->es, j->b + (size_t)ob * j->es, n, mode);
+      if (j->act) j->simd->act(j->act, (float *)o, n);
+    }
     pos += n;
     idx[last] = 0;
     for (int d = last - 1; d >= 0; d--) {
@@ -323,6 +330,8 @@ static void binary_apply(ei__run *c, seg_fn fn, const ei__tensor *a, const ei__t
   j.a = a->data;
   j.b = b->data;
   j.act = act;
+  j.simd = ei__f32_simd_get(ei__isa_current());
+  j.f32_add = fn == f32_add && o->dtype == EI_FLOAT;
   int64_t n = ei__numel(o);
   if (n > 0) ei__parallel_for(c->pool, n, EI_EW_CHUNK, binary_range, &j);
 }

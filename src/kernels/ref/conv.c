@@ -8,6 +8,7 @@
 typedef struct conv_params {
   ei__nn_attrs a;
   int path;           /* EI_CONV_*; EI_CONV_REF reads W and B from the inputs at run */
+  ei__isa isa;        /* kernel level chosen at init (the packed layout depends on it) */
   int wrank;          /* rank of W when packed */
   int64_t wdims[EI_MAX_DIMS];
   float *wpack;       /* packed weights (fast paths) */
@@ -84,15 +85,6 @@ void ei__f32_conv_ref(const ei__conv_shape *s, const float *x, const float *w, c
 
 /* ---- op ---- */
 
-static const char *conv_path_name(int path) {
-  switch (path) {
-    case EI_CONV_IM2COL: return "f32_conv_im2col_gemm";
-    case EI_CONV_1X1: return "f32_conv_1x1_gemm";
-    case EI_CONV_DW: return "f32_dwconv_2d";
-    default: return "f32_conv_ref";
-  }
-}
-
 /* Checks W's dims against group (and B's when constant) at init. */
 static ei_status check_w(const ei__node *n, const ei__nn_attrs *a, const ei__value *w, char *err, size_t errlen) {
   if (w->dtype != EI_FLOAT)
@@ -131,13 +123,14 @@ ei_status ei__conv_init_impl(ei__graph *g, ei__node *n, int allow_fast, char *er
   int path = ei__conv_fast_path(&p->a, w->rank, w->dims);
   if (path == EI_CONV_REF) return EI_OK;
   const int64_t M = w->dims[0];
-  size_t nw = ei__conv_packed_floats(path, w->dims, w->rank, p->a.group), bytes;
+  p->isa = ei__isa_current();
+  size_t nw = ei__conv_packed_floats(path, p->isa, w->dims, w->rank, p->a.group), bytes;
   if (nw == SIZE_MAX || !ei__mul_size(nw + (size_t)M + 16, sizeof(float), &bytes))
     return EI_NN_ERR(n, err, errlen, EI_E_LIMIT, "weight '%s' is too large to pack", w->name);
-  p->wpack = ei__malloc(nw * sizeof(float));
+  p->wpack = ei__malloc(nw ? nw * sizeof(float) : sizeof(float));
   p->bias = ei__calloc((size_t)M + 1, sizeof(float));
   if (!p->wpack || !p->bias) return EI_E_NOMEM;
-  ei__conv_pack(path, w->dims, w->rank, p->a.group, (const float *)w->data, p->wpack);
+  ei__conv_pack(path, p->isa, w->dims, w->rank, p->a.group, (const float *)w->data, p->wpack);
   if (b) memcpy(p->bias, b->data, (size_t)M * sizeof(float));
   p->path = path;
   p->wrank = w->rank;
@@ -163,7 +156,7 @@ void ei__conv_fini(ei__node *n) {
 
 const char *ei__conv_kernel_name(const ei__node *n) {
   const conv_params *p = n->params;
-  return conv_path_name(p ? p->path : EI_CONV_REF);
+  return p && p->path != EI_CONV_REF ? ei__conv_fast_name(p->path, p->isa) : "f32_conv_ref";
 }
 
 /* Validates X, W, B and fills the conv shape (used by infer and run). */
@@ -229,7 +222,9 @@ ei_status ei__conv_infer(ei__infer *c) {
   int64_t macs = ei__nn_mul_sat(ei__nn_mul_sat(s.N, s.M), ei__nn_prod(s.g.out, s.g.S));
   macs = ei__nn_mul_sat(macs, ei__nn_mul_sat(s.C / s.group, ei__nn_prod(s.g.k, s.g.S)));
   c->macs = macs;
-  c->workspace = p->path != EI_CONV_REF ? ei__conv_fast_workspace(p->path, &s) : 0;
+  c->workspace = p->path != EI_CONV_REF ? ei__conv_fast_workspace(p->path, p->isa, &s) : 0;
+  if (c->workspace == SIZE_MAX)
+    return EI_NODE_ERR(c, EI_E_LIMIT, "strides, dilations and pads make the padded input too large");
   return EI_OK;
 }
 
@@ -245,7 +240,7 @@ ei_status ei__conv_run(ei__run *c) {
     const float *b = ei__nn_has(c->nin, c->in, 2) ? c->in[2].data : NULL;
     ei__f32_conv_ref(&s, x, c->in[1].data, b, y, act, c->pool);
   } else {
-    ei__f32_conv_fast(p->path, &s, x, p->wpack, p->bias, y, act, c->workspace, c->pool);
+    ei__f32_conv_fast(p->path, p->isa, &s, x, p->wpack, p->bias, y, act, c->workspace, c->pool);
   }
   return EI_OK;
 }

@@ -8,6 +8,7 @@
 typedef struct gemm_params {
   int transA, transB;
   int ref;           /* EI_ISA=ref: scalar reference GEMM, nothing packed */
+  ei__isa isa;       /* kernel level chosen at init */
   float alpha, beta;
   float *bpack;      /* packed B when constant */
   int64_t bK, bN;    /* its K and N */
@@ -31,7 +32,8 @@ ei_status ei__gemm_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   if (n->opset < 11 && !ei__nn_node_has(n, 2))
     return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "input C is required before opset 11");
   const ei__value *b = ei__node_const_input(g, n, 1);
-  p->ref = ei__isa_current() == EI_ISA_REF;
+  p->isa = ei__isa_current();
+  p->ref = p->isa == EI_ISA_REF;
   if (!b || p->ref) return EI_OK;
   if (b->dtype != EI_FLOAT || b->rank != 2)
     return EI_NN_ERR(n, err, errlen, b->dtype != EI_FLOAT ? EI_E_UNSUPPORTED : EI_E_SHAPE,
@@ -65,7 +67,7 @@ void ei__gemm_fini(ei__node *n) {
 
 const char *ei__gemm_kernel_name(const ei__node *n) {
   const gemm_params *p = n->params;
-  return !p || p->ref ? "f32_gemm_ref" : p->bpack ? "f32_gemm_packed" : "f32_gemm";
+  return !p || p->ref ? "f32_gemm_ref" : ei__f32_gemm_ukernel_get(p->isa)->name;
 }
 
 typedef struct gemm_shape {
@@ -177,6 +179,7 @@ ei_status ei__gemm_run(ei__run *c) {
   g.ldc = s.N;
   g.alpha = p->alpha;
   g.act = ei__nn_act(c->node);
+  g.uk = ei__f32_gemm_ukernel_get(p->isa);
   if (s.c_kind && p->beta != 0.f) {
     const ei__tensor *ct = &c->in[2];
     const int row_vec = (ct->rank == 1 && ct->dims[0] == s.N) || (ct->rank == 2 && ct->dims[0] == 1 && ct->dims[1] == s.N);

@@ -7,6 +7,7 @@
 
 typedef struct matmul_params {
   int ref;          /* EI_ISA=ref: scalar reference GEMM, nothing packed */
+  ei__isa isa;      /* kernel level chosen at init */
   float *bpack;     /* packed constant 2-D B */
   int64_t bdims[2];
 } matmul_params;
@@ -17,7 +18,8 @@ ei_status ei__matmul_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   n->params = p;
   if (n->nin < 2 || n->in[0] < 0 || n->in[1] < 0)
     return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "inputs A and B are required");
-  p->ref = ei__isa_current() == EI_ISA_REF;
+  p->isa = ei__isa_current();
+  p->ref = p->isa == EI_ISA_REF;
   const ei__value *b = ei__node_const_input(g, n, 1);
   if (!b || p->ref || b->dtype != EI_FLOAT || b->rank != 2) return EI_OK; /* checked at infer */
   const int64_t K = b->dims[0], N = b->dims[1];
@@ -44,7 +46,7 @@ void ei__matmul_fini(ei__node *n) {
 
 const char *ei__matmul_kernel_name(const ei__node *n) {
   const matmul_params *p = n->params;
-  return !p || p->ref ? "f32_matmul_ref" : p->bpack ? "f32_matmul_packed" : "f32_matmul";
+  return !p || p->ref ? "f32_matmul_ref" : ei__f32_gemm_ukernel_get(p->isa)->name;
 }
 
 typedef struct mm_shape {
@@ -145,6 +147,7 @@ ei_status ei__matmul_run(ei__run *c) {
   g.b_rs = s.N;
   g.ldc = s.N;
   g.act = ei__nn_act(c->node);
+  g.uk = ei__f32_gemm_ukernel_get(p->isa);
   if (s.nbatch_b == 1) {
     /* B is shared by every batch: A's batches (contiguous, none broadcast) fold into M. */
     g.M = s.M * s.nbatch;

@@ -12,8 +12,9 @@
 #define EI_NN_MAX_SPATIAL (EI_MAX_DIMS - 2)
 /* Upper bound of kernel/stride/dilation/pad attribute values: keeps every product of two in int64. */
 #define EI_NN_MAX_ATTR ((int64_t)1 << 31)
-/* Bound of the im2col scratch buffer (bytes); larger problems are done in tiles of output pixels. */
-#define EI_NN_IM2COL_BYTES ((size_t)8 << 20)
+/* Bound of an im2col made once for every output pixel of a conv (bytes); larger problems make it per tile of
+ * output pixels in per-thread slots. */
+#define EI_NN_IM2COL_BYTES ((size_t)4 << 20)
 
 /* Formats "<op> node '<name>': ..." into err. */
 #define EI_NN_ERR(node, err, errlen, status, fmt, ...)                                                      \
@@ -71,7 +72,7 @@ static inline int ei__nn_node_has(const ei__node *n, int i) { return i < n->nin 
 static inline const ei__act *ei__nn_act(const ei__node *n) { return n->act.kind == EI_ACT_NONE ? NULL : &n->act; }
 
 /* ---- Conv kernels (conv.c, conv_fast.c) ---- */
-enum { EI_CONV_REF = 0, EI_CONV_IM2COL, EI_CONV_1X1, EI_CONV_DW };
+enum { EI_CONV_REF = 0, EI_CONV_IM2COL, EI_CONV_1X1, EI_CONV_DW, EI_CONV_WINO };
 
 typedef struct ei__conv_shape {
   ei__nn_geom g;
@@ -82,18 +83,22 @@ typedef struct ei__conv_shape {
 void ei__f32_conv_ref(const ei__conv_shape *s, const float *x, const float *w, const float *b, float *y,
                       const ei__act *act, ei_threadpool *pool);
 
-/* Fast 1-D/2-D paths (conv_fast.c). A 1-D conv is run as 2-D with a height of 1. */
-/* Path for a float Conv with constant weights of `wrank` dims [M, Cg, k...]: EI_CONV_DW, _1X1, _IM2COL or
- * EI_CONV_REF when no fast path applies (3-D). */
+/* Fast 1-D/2-D paths (conv_fast.c). A 1-D conv is run as 2-D with a height of 1. The ISA level is the one chosen
+ * at init (it fixes the packed weights' layout). */
+/* Path for a float Conv with constant weights of `wrank` dims [M, Cg, k...]: EI_CONV_DW, _1X1, _WINO (3x3
+ * stride 1), _IM2COL or EI_CONV_REF when no fast path applies (3-D). */
 int ei__conv_fast_path(const ei__nn_attrs *a, int wrank, const int64_t *wdims);
-/* Floats of the packed weights for a path (0 on overflow); pack writes them. */
-size_t ei__conv_packed_floats(int path, const int64_t *wdims, int wrank, int64_t group);
-void ei__conv_pack(int path, const int64_t *wdims, int wrank, int64_t group, const float *w, float *dst);
-/* Scratch bytes of one run of the path. */
-size_t ei__conv_fast_workspace(int path, const ei__conv_shape *s);
+/* Kernel name of a path at a level, e.g. "f32_conv_im2col_14x32_avx512", "f32_dwconv_neon". */
+const char *ei__conv_fast_name(int path, ei__isa isa);
+/* Floats of the packed weights for a path (SIZE_MAX on overflow); pack writes them. */
+size_t ei__conv_packed_floats(int path, ei__isa isa, const int64_t *wdims, int wrank, int64_t group);
+void ei__conv_pack(int path, ei__isa isa, const int64_t *wdims, int wrank, int64_t group, const float *w,
+                   float *dst);
+/* Scratch bytes of one run of the path; SIZE_MAX when the geometry makes them unrepresentable. */
+size_t ei__conv_fast_workspace(int path, ei__isa isa, const ei__conv_shape *s);
 /* Runs the path; wpack from ei__conv_pack, bias [M] (never NULL), ws of ei__conv_fast_workspace bytes. */
-void ei__f32_conv_fast(int path, const ei__conv_shape *s, const float *x, const float *wpack, const float *bias,
-                       float *y, const ei__act *act, void *ws, ei_threadpool *pool);
+void ei__f32_conv_fast(int path, ei__isa isa, const ei__conv_shape *s, const float *x, const float *wpack,
+                       const float *bias, float *y, const ei__act *act, void *ws, ei_threadpool *pool);
 
 /* Conv init with the fast path allowed or not (the op's init passes ei__isa_current() != EI_ISA_REF). */
 ei_status ei__conv_init_impl(ei__graph *g, ei__node *n, int allow_fast, char *err, size_t errlen);

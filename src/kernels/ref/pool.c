@@ -1,15 +1,19 @@
 /* MaxPool (float32, uint8, int8; optional Indices output with storage_order), AveragePool (float32;
  * count_include_pad, dilations) and GlobalAveragePool / GlobalMaxPool, for any spatial rank. Windows follow
- * pads / auto_pad / ceil_mode from nn.c; every task owns whole (n, c) planes. */
+ * pads / auto_pad / ceil_mode from nn.c; every task owns whole (n, c) planes. A float 2-D MaxPool without
+ * Indices (kernel up to 8 x 8, stride 1 or 2 along the width, no dilation) runs by rows with the SIMD row
+ * kernel of kernels/f32_simd.h ("f32_maxpool_2d") unless EI_ISA=ref. */
 #include <math.h>
 #include <string.h>
 
+#include "kernels/f32_simd.h"
 #include "kernels/ref/nn.h"
 
 typedef struct pool_params {
   ei__nn_attrs a;
   int is_max;
   int want_indices;
+  int fast; /* float 2-D max pool by SIMD rows when the geometry allows (checked at run) */
 } pool_params;
 
 ei_status ei__pool_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
@@ -24,6 +28,7 @@ ei_status ei__pool_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
     return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "the kernel_shape attribute is required");
   if (n->nin < 1 || n->in[0] < 0) return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "input X is required");
   p->want_indices = p->is_max && n->nout >= 2 && n->out[1] >= 0;
+  p->fast = p->is_max && !p->want_indices && ei__isa_current() != EI_ISA_REF;
   if (!p->is_max && n->nout > 1 && n->out[1] >= 0)
     return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "AveragePool has one output");
   return EI_OK;
@@ -31,7 +36,7 @@ ei_status ei__pool_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
 
 const char *ei__pool_kernel_name(const ei__node *n) {
   const pool_params *p = n->params;
-  return p && p->is_max ? "maxpool_ref" : "f32_avgpool_ref";
+  return p && p->is_max ? (p->fast ? "f32_maxpool_2d" : "maxpool_ref") : "f32_avgpool_ref";
 }
 
 static ei_status pool_geom(const ei__node *node, const pool_params *p, const ei__tensor *x, ei__nn_geom *g,
@@ -223,6 +228,70 @@ static void avgpool_plane(const pool_job *j, int64_t plane) {
   });
 }
 
+/* ---- float 2-D MaxPool by rows ---- */
+
+typedef struct maxpool_rows_job {
+  const ei__nn_geom *g;
+  const ei__f32_simd *simd;
+  const float *x;
+  float *y;
+  int64_t lo, hi; /* output columns whose window is inside the row */
+} maxpool_rows_job;
+
+static int maxpool_rows_ok(const pool_job *j) {
+  const ei__nn_geom *g = j->g;
+  return j->p->fast && j->dt == EI_FLOAT && g->S == 2 && g->k[0] <= EI_F32_DW_MAX_KH && g->k[1] <= EI_F32_DW_MAX_KH &&
+         g->d[0] == 1 && g->d[1] == 1 && (g->s[1] == 1 || g->s[1] == 2);
+}
+
+static void maxpool_rows_task(void *arg, int64_t r0, int64_t r1) {
+  const maxpool_rows_job *j = arg;
+  const ei__nn_geom *g = j->g;
+  const int64_t H = g->in[0], W = g->in[1], OH = g->out[0], OW = g->out[1];
+  for (int64_t r = r0; r < r1; r++) {
+    const int64_t plane = r / OH, oy = r % OH;
+    const float *xp = j->x + plane * H * W;
+    float *yr = j->y + r * OW;
+    int64_t base, klo, khi;
+    window_dim(g, 0, oy, &base, &klo, &khi);
+    ei__f32_pool_row pr;
+    pr.kh = (int)(khi - klo);
+    for (int64_t ki = klo; ki < khi; ki++) pr.rows[ki - klo] = xp + (base + ki) * W;
+    pr.kw = (int)g->k[1];
+    pr.sw = (int)g->s[1];
+    pr.pl = g->pb[1];
+    pr.W = W;
+    const int64_t lo = pr.kh > 0 ? j->lo : OW; /* no valid row: every output is -inf, as the reference */
+    for (int64_t ox = 0; ox < OW; ox++) {
+      if (ox == lo && lo < j->hi) {
+        j->simd->maxpool_row(&pr, yr, lo, j->hi);
+        ox = j->hi - 1;
+        continue;
+      }
+      int64_t cb, clo, chi;
+      window_dim(g, 1, ox, &cb, &clo, &chi);
+      float m = -INFINITY;
+      for (int ki = 0; ki < pr.kh; ki++)
+        for (int64_t kj = clo; kj < chi; kj++) m = pr.rows[ki][cb + kj] > m ? pr.rows[ki][cb + kj] : m;
+      yr[ox] = m;
+    }
+  }
+}
+
+static void maxpool_rows(ei__run *c, const ei__nn_geom *g) {
+  maxpool_rows_job j = {g, ei__f32_simd_get(ei__isa_current()), c->in[0].data, c->out[0].data, 0, 0};
+  const int64_t W = g->in[1], OW = g->out[1], kw = g->k[1], sw = g->s[1], pl = g->pb[1];
+  /* Interior: ox*sw - pl >= 0 and ox*sw - pl + kw - 1 <= W - 1. */
+  int64_t lo = (pl + sw - 1) / sw, last = W - kw + pl, hi = last < 0 ? 0 : last / sw + 1;
+  if (lo > OW) lo = OW;
+  if (hi > OW) hi = OW;
+  if (hi < lo) hi = lo;
+  j.lo = lo;
+  j.hi = hi;
+  const int64_t rows = c->in[0].dims[0] * c->in[0].dims[1] * g->out[0], per = OW * g->k[0] * kw + 1;
+  ei__parallel_for(c->pool, rows, per >= 8192 ? 1 : 8192 / per + 1, maxpool_rows_task, &j);
+}
+
 static void pool_task(void *arg, int64_t t0, int64_t t1) {
   const pool_job *j = arg;
   for (int64_t t = t0; t < t1; t++) {
@@ -254,6 +323,10 @@ ei_status ei__pool_run(ei__run *c) {
   j.out_size = ei__nn_prod(g.out, g.S);
   j.istride[g.S - 1] = 1;
   for (int i = g.S - 2; i >= 0; i--) j.istride[i] = j.istride[i + 1] * g.in[i + 1];
+  if (maxpool_rows_ok(&j)) {
+    maxpool_rows(c, &g);
+    return EI_OK;
+  }
   const int64_t planes = c->in[0].dims[0] * c->in[0].dims[1];
   const int64_t per = ei__nn_mul_sat(j.out_size, ei__nn_prod(g.k, g.S)) + 1;
   ei__parallel_for(c->pool, planes, per >= 8192 ? 1 : 8192 / per + 1, pool_task, &j);

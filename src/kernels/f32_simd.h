@@ -1,0 +1,85 @@
+/* Per-ISA float32 SIMD kernels besides the GEMM micro-kernel (kernels/f32_gemm.h): the fused activation over a
+ * row, depthwise-convolution rows, max-pooling rows and elementwise adds. One table per level
+ * (f32_simd_avx512 / _avx2 / _neon, compiled from kernels/f32_simd_tmpl.h with each ISA's flags; f32_simd_scalar
+ * is the plain-C fallback), chosen once with ei__f32_simd_get(isa). */
+#ifndef EI_F32_SIMD_H
+#define EI_F32_SIMD_H
+
+#include "graph/ir.h"
+
+#define EI_F32_DW_MAX_KH 8 /* tallest depthwise kernel the row kernels take */
+
+/* One output row of a 2-D depthwise convolution, interior columns only (every tap inside the input row). */
+typedef struct ei__f32_dw_row {
+  const float *rows[EI_F32_DW_MAX_KH]; /* input row read by kernel row ki, NULL where it falls in the padding */
+  const float *w;                      /* the channel's kh x kw weights */
+  float bias;
+  int kh, kw, sw;                      /* kw 3 or 5, sw 1 or 2, dilation 1 */
+  int64_t pl, W;                       /* left pad, input width */
+  const ei__act *act;                  /* fused activation, or NULL */
+} ei__f32_dw_row;
+
+#define EI_F32_DW_PLANE_MAX 256 /* largest plane (H*W) of the whole-plane depthwise kernel */
+#define EI_F32_DW_PLANE_TAPS 25 /* most taps (kh*kw) of the whole-plane depthwise kernel */
+
+/* One whole output plane of a 2-D depthwise convolution with stride 1, no dilation and OW == W (the usual "same"
+ * padding) on a small image: output p = oy*W + ox reads input p + off[t] for tap t, where valid[t] has bit p set;
+ * each tap is then one shifted, masked vector load of the flat input plane. */
+typedef struct ei__f32_dw_plane {
+  const float *x;   /* input plane */
+  const float *w;   /* the channel's taps (kh*kw) */
+  float bias;
+  const ei__act *act;
+  int P, taps;      /* outputs (OH*OW <= EI_F32_DW_PLANE_MAX), taps */
+  const int64_t *off;                          /* [taps] */
+  const uint64_t (*valid)[EI_F32_DW_PLANE_MAX / 64]; /* [taps] bitmaps over the outputs */
+} ei__f32_dw_plane;
+
+/* One output row of a 2-D max pool, interior columns only, like ei__f32_dw_row (kernel kw x kh, stride sw). */
+typedef struct ei__f32_pool_row {
+  const float *rows[EI_F32_DW_MAX_KH]; /* the input rows of the window (none in the padding) */
+  int kh, kw, sw;                      /* kw 2..EI_F32_DW_MAX_KH, sw 1 or 2, dilation 1 */
+  int64_t pl, W;
+} ei__f32_pool_row;
+
+typedef struct ei__f32_simd {
+  const char *name; /* "avx512", "avx2", "neon", "scalar" */
+  /* x[i] = act(x[i]) for i < n, as ei__act_apply. */
+  void (*act)(const ei__act *a, float *x, int64_t n);
+  /* y[ox] = act(bias + sum over taps), ox in [lo, hi), interior columns only unless dw_any_columns (then taps
+   * outside the row count as zero: the whole row in one call). kw 3 or 5, sw 1 or 2 only. */
+  void (*dw_row)(const ei__f32_dw_row *d, float *y, int64_t lo, int64_t hi);
+  int dw_any_columns;
+  /* y[p] = act(bias + sum over taps) for p < P; NULL on levels without masked loads. */
+  void (*dw_plane)(const ei__f32_dw_plane *d, float *y);
+  /* y[ox] = max over the window, ox in [lo, hi). */
+  void (*maxpool_row)(const ei__f32_pool_row *p, float *y, int64_t lo, int64_t hi);
+  /* im2col of one panel of 16 output pixels: dst[k*16 + t] = src[koff[k] + off[t]] for k < kc, t < cnt, and 0
+   * for t >= cnt. off[] is the pixels' window origin (sw: the conv's column stride); runs of pixels along one
+   * output row are copied as vectors. */
+  void (*im2col_panel)(const float *src, const int64_t *koff, int64_t kc, const int64_t *off, int cnt, int sw,
+                       float *dst);
+  /* Winograd F(2x2, 3x3) transforms over 16 tiles (one lane per tile).
+   * Input: d[(r*4 + c)*16 + t] is element (r, c) of tile t's 4x4 input patch; writes V = B^T d B as
+   * v[xi*xs + t], xi = r*4 + c. */
+  void (*wino_in)(const float *d, float *v, int64_t xs);
+  /* Output: m[xi*xs + t] is tile t's product; Y = A^T m A + bias, then act (kinds of ei__f32_act_in_kernel).
+   * With row0 (and row1, or NULL when the second output row is past the image), tile t's 2x2 outputs go to
+   * row0/row1[2t], [2t + 1] (16 tiles side by side on one tile row); else to buf[(i*2 + j)*16 + t]. */
+  void (*wino_out)(const float *m, int64_t xs, float bias, const ei__act *act, float *row0, float *row1,
+                   float *buf);
+  /* y[i] = act(a[i] + b[i]), i < n (b_scalar: b[0] for every i). */
+  void (*add)(const float *a, const float *b, int b_scalar, float *y, int64_t n, const ei__act *act);
+} ei__f32_simd;
+
+/* The table for a level (the scalar one for levels without their own). Never NULL. */
+const ei__f32_simd *ei__f32_simd_get(ei__isa isa);
+
+extern const ei__f32_simd ei__f32_simd_scalar;
+#if defined(__x86_64__)
+extern const ei__f32_simd ei__f32_simd_avx2, ei__f32_simd_avx512;
+#elif defined(__aarch64__)
+extern const ei__f32_simd ei__f32_simd_neon;
+#endif
+
+#endif
