@@ -13,7 +13,8 @@ For each model (scripts/make-models, cached) it quantizes with the first N photo
   - ONNX Runtime runs it, and its optimized graph (ort_run.js --save-optimized) has no Conv, Gemm, MatMul or Add
     left: all fused (QLinearConv count = the float model's Conv count);
   - the quantized output agrees with the float one (cosine similarity) on ONNX Runtime and in --report.
-On tinycnn also: --method percentile / entropy, --per-tensor, --activations s8, --exclude, calibration from a
+On tinycnn also: --method percentile / entropy / mse / auto (with --screen), --per-tensor, --activations s8,
+--exclude, --target-cosine (the float fallback on a simulated model), calibration from a
 batched .npy (split along dim 0) and --samples, and command-line errors. Prints how long resnet18 takes.
 Exit 0 when everything passes.
 """
@@ -262,7 +263,8 @@ def variants(ei, tmp, calib, evals):
     inp = os.path.join(tmp, "v_in.npy")
     np.save(inp, preprocess(evals[1], 32))
     for opt, extra in [("percentile", ["--method", "percentile", "--percentile", "99.9"]),
-                       ("entropy", ["--method", "entropy"]), ("per-tensor", ["--per-tensor"]),
+                       ("entropy", ["--method", "entropy"]), ("mse", ["--method", "mse"]),
+                       ("auto", ["--method", "auto", "--screen", "2"]), ("per-tensor", ["--per-tensor"]),
                        ("s8", ["--activations", "s8"])]:
         q = os.path.join(tmp, "tiny_%s.onnx" % opt)
         r = run(base + ["-o", q] + extra)
@@ -296,6 +298,22 @@ def variants(ei, tmp, calib, evals):
         check(run([ei, "run", q, "--input", inp]).returncode == 0, "tinycnn --exclude: our engine runs it")
         op = engine_op(ei, q, name)
         check(op == "Conv", "tinycnn --exclude: our engine keeps %s a float Conv (%s)" % (name, op))
+
+    # --target-cosine 1: the fallback leaves tensors in float (their nodes stay float Convs in the file), at most
+    # --max-float of them
+    q = os.path.join(tmp, "tiny_fallback.onnx")
+    r = run(base + ["-o", q, "--target-cosine", "1", "--max-float", "2"])
+    m = re.search(r"float fallback [^:]*: ([0-9]+) tensors? left in float \(([0-9]+) nodes?\)", r.stdout)
+    check(r.returncode == 0 and m is not None and m.group(1) == "2" and int(m.group(2)) >= 2,
+          "tinycnn --target-cosine: 2 tensors left in float (%s)" % (m.group(0) if m else r.stdout[-300:]))
+    if r.returncode == 0:
+        fm = onnx.load(q)
+        prod = {o: n for n in fm.graph.node for o in n.output}
+        fconv = [n.name for n in fm.graph.node if n.op_type in ("Conv", "Gemm") and
+                 (prod.get(n.input[1]) is None or prod[n.input[1]].op_type != "DequantizeLinear")]
+        check(len(fconv) >= 1, "tinycnn --target-cosine: float Conv/Gemm in the file: %s" % fconv)
+        check(ort(q, inp, os.path.join(tmp, "o_fallback")), "tinycnn --target-cosine: ONNX Runtime runs it")
+        check(run([ei, "run", q, "--input", inp]).returncode == 0, "tinycnn --target-cosine: our engine runs it")
 
     # calibration from a batched .npy, split along dim 0, capped by --samples
     batch = np.concatenate([preprocess(p, 32) for p in calib[:6]])

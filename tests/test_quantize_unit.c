@@ -182,6 +182,30 @@ static void test_estimators(void) {
   for (int i = 0; i < B; i++) pos[i] = 1000;
   t = ei__calib_entropy_threshold(pos, neg, B, 1.0, 128);
   CHECK(t > 0.9, "entropy threshold of a uniform distribution: %g", t);
+
+  /* mse: a uniform distribution keeps (nearly) its whole range; nothing negative keeps lo at 0 */
+  ei__calib_mse_range(pos, neg, B, 1.0, 0, &lo, &hi);
+  CHECK(lo == 0 && hi > 0.98 && hi <= 1.0, "mse range of a uniform distribution: [%g, %g]", lo, hi);
+  /* |N(0, 1)| over [0, 8 sigma) with far outliers: 256 levels -> a bound of ~3-4.5 sigma (the MSE optimum of an
+   * 8-bit quantizer of a half-normal), whatever the outliers */
+  for (int i = 0; i < B; i++) {
+    double x = (i + 0.5) * 8.0 / B;
+    pos[i] = (uint64_t)(1e7 * exp(-x * x / 2));
+  }
+  pos[B - 1] += 3;
+  ei__calib_mse_range(pos, neg, B, 8.0, 0, &lo, &hi);
+  CHECK(lo == 0 && hi > 2.5 && hi < 5.0, "mse range of a half-normal: [%g, %g] sigma", lo, hi);
+  /* a symmetric normal: both bounds, about opposite; int8 symmetric: one bound */
+  memcpy(neg, pos, sizeof neg);
+  ei__calib_mse_range(pos, neg, B, 8.0, 0, &lo, &hi);
+  CHECK(hi > 2.5 && hi < 5.0 && fabs(lo + hi) < 0.5, "mse range of a normal (uint8): [%g, %g]", lo, hi);
+  ei__calib_mse_range(pos, neg, B, 8.0, 1, &lo, &hi);
+  CHECK(hi > 2.5 && hi < 5.0 && lo == -hi, "mse range of a normal (int8): [%g, %g]", lo, hi);
+  /* empty histogram: the whole range */
+  memset(pos, 0, sizeof pos);
+  memset(neg, 0, sizeof neg);
+  ei__calib_mse_range(pos, neg, B, 1.0, 0, &lo, &hi);
+  CHECK(isfinite(lo) && isfinite(hi) && lo <= hi, "mse range of an empty histogram: [%g, %g]", lo, hi);
 }
 
 int main(void) {

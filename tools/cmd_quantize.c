@@ -1,6 +1,8 @@
 /* edgeinfer quantize: post-training static quantization of a float ONNX model into a QDQ ONNX model (calibration
- * on photos or .npy tensors, then the per-layer SQNR of the written model against the float one). The work is in
- * src/quant/ (calibrate.c, quantize.c); this file parses options, gathers the samples and prints. */
+ * on photos or .npy tensors, optionally with sample screening, a method search and a float fallback; then the
+ * per-layer SQNR of the written model against the float one and, with --report, the output's cosine, SQNR, top-1
+ * agreement and distinct float top-1 classes). The work is in src/quant/ (calibrate.c, quantize.c, search.c);
+ * this file parses options, loads the samples (kept in memory: several passes read them) and prints. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -22,15 +24,34 @@ static const char *help =
     "                         photos (sorted by name), .npy tensors (one sample each, or a batch split along\n"
     "                         dimension 0): the arguments up to the next option; repeatable\n"
     "  --samples N            use at most N calibration samples\n"
-    "  --method M             minmax (default), percentile, or entropy (KL divergence, 2048 bins -> 128 levels;\n"
-    "                         256 for a uint8 tensor without negative values)\n"
+    "  --method M             minmax (default), percentile, entropy (KL divergence, 2048 bins -> 128 levels;\n"
+    "                         256 for a uint8 tensor without negative values), mse (least expected squared\n"
+    "                         error), or auto: each of them (percentile at 99.9, 99.99, 99.999) calibrates on\n"
+    "                         half the calibration samples and is scored on the other half (a simulation of the\n"
+    "                         quantized model on float kernels); the best mean output cosine is kept\n"
     "  --percentile P         percentile method: the share of values kept, in percent (default 99.99)\n"
+    "  --vector-margin M      activations with one value per channel (pooled features, squeeze-and-excitation\n"
+    "                         vectors, logits) get their min/max widened by M whatever the method: so few values\n"
+    "                         understate their range, and clipping a gate or a score costs more than a coarser\n"
+    "                         step (default 2; 1: off)\n"
     "  --per-tensor           one weight scale per tensor (default: one per output channel)\n"
     "  --activations u8|s8    asymmetric uint8 (default) or symmetric int8 activations\n"
     "  --exclude NODE,...     nodes left in float (names as in 'edgeinfer inspect --nodes'); repeatable\n"
+    "  --target-cosine C      float fallback: when the mean cosine similarity of the first output on calibration\n"
+    "                         samples is below C, measure the quantized tensors' sensitivity (one at a time left\n"
+    "                         in float with its producer and consumers, in graph order until the gains fade) and\n"
+    "                         leave the most sensitive ones in float until C is reached\n"
+    "  --max-float N          at most N tensors left in float by --target-cosine (default 8)\n"
+    "  --search-samples N     samples scored by --method auto and --target-cosine (default 8)\n"
+    "  --sensitivity          print every quantized tensor's sensitivity (output with it alone left in float)\n"
+    "  --screen F             keep only the main group of calibration samples whose activation scales agree within\n"
+    "                         a factor F (RMS of 90% of the tensors); --report then also scores the evaluation\n"
+    "                         samples within F of that group apart (default 0: no screening)\n"
     "  --eval PATH...         samples for the float-vs-quantized comparison (default: the calibration samples)\n"
     "  --eval-samples N       compare float and quantized on the first N of them (default 4; 0 skips it)\n"
-    "  --report               also print the first output's cosine similarity, SQNR and top-1 agreement\n"
+    "  --report               also print the first output's cosine similarity, SQNR, top-1 agreement and number\n"
+    "                         of distinct float top-1 classes (with --screen: per evaluation sample, and again\n"
+    "                         over the samples in the calibrated regime)\n"
     "  --threads N --cpus LIST --max-arena BYTES\n"
     "  --resize N --crop N[xM] --mean R,G,B --std R,G,B --scale S --grey   photo preprocessing, as for run\n";
 
@@ -228,6 +249,8 @@ typedef struct qopts {
   char **exclude; /* split --exclude lists */
   int nexclude;
   int samples, eval_samples, report;
+  int search_samples, max_float, sensitivity;
+  double target_cos;
   ei__quant_options q;
 } qopts;
 
@@ -285,7 +308,9 @@ static int parse_args(int argc, char **argv, cli_common *c, qopts *o) {
       if (!strcmp(m, "minmax")) o->q.method = EI_CALIB_MINMAX;
       else if (!strcmp(m, "percentile")) o->q.method = EI_CALIB_PERCENTILE;
       else if (!strcmp(m, "entropy")) o->q.method = EI_CALIB_ENTROPY;
-      else return cli_die("bad --method '%s' (minmax, percentile or entropy)", m);
+      else if (!strcmp(m, "mse")) o->q.method = EI_CALIB_MSE;
+      else if (!strcmp(m, "auto")) o->q.method = EI_CALIB_AUTO;
+      else return cli_die("bad --method '%s' (minmax, percentile, entropy, mse or auto)", m);
     } else if (!strcmp(a, "--percentile") && has_value) {
       char *e;
       o->q.percentile = strtod(argv[++i], &e);
@@ -302,6 +327,27 @@ static int parse_args(int argc, char **argv, cli_common *c, qopts *o) {
       if (add_exclude(o, argv[++i])) return 1;
     } else if (!strcmp(a, "--report")) {
       o->report = 1;
+    } else if (!strcmp(a, "--target-cosine") && has_value) {
+      char *e;
+      o->target_cos = strtod(argv[++i], &e);
+      if (e == argv[i] || *e || !(o->target_cos >= 0 && o->target_cos <= 1))
+        return cli_die("bad --target-cosine '%s' (0 <= C <= 1)", argv[i]);
+    } else if (!strcmp(a, "--max-float") && has_value) {
+      if (parse_count(a, argv[++i], 0, &o->max_float)) return 1;
+    } else if (!strcmp(a, "--search-samples") && has_value) {
+      if (parse_count(a, argv[++i], 1, &o->search_samples)) return 1;
+    } else if (!strcmp(a, "--vector-margin") && has_value) {
+      char *e;
+      o->q.vector_margin = strtod(argv[++i], &e);
+      if (e == argv[i] || *e || !(o->q.vector_margin >= 1 && o->q.vector_margin <= 1e3))
+        return cli_die("bad --vector-margin '%s' (>= 1)", argv[i]);
+    } else if (!strcmp(a, "--screen") && has_value) {
+      char *e;
+      o->q.screen = strtod(argv[++i], &e);
+      if (e == argv[i] || *e || !(o->q.screen == 0 || (o->q.screen > 1 && o->q.screen < 1e6)))
+        return cli_die("bad --screen '%s' (a factor > 1, or 0 for none)", argv[i]);
+    } else if (!strcmp(a, "--sensitivity")) {
+      o->sensitivity = 1;
     } else if (a[0] == '-') {
       return cli_die("quantize: unknown option or missing value '%s' (see --help)", a);
     } else if (!o->model) {
@@ -343,26 +389,200 @@ static void print_table(const ei__qeval *e, const ei__graph *g) {
   }
 }
 
-/* Runs every sample of pass `pass` through the calibration. */
-static int calibrate_pass(ei__calib *cal, int pass, const sample_list *l, int nsamples, const ei_value_info *vi,
-                          const cli_common *c, int tty) {
+/* Loads the first n samples of l into memory (x[i].data malloc'd). */
+static int load_samples(const sample_list *l, int n, const ei_value_info *vi, const cli_common *c, int tty,
+                        ei_tensor *x) {
+  for (int i = 0; i < n; i++) {
+    if (load_sample(&l->v[i], vi, c, &x[i])) return 1;
+    progress(tty, "loading samples", i + 1, n, l->v[i].path);
+  }
+  return 0;
+}
+
+static void free_tensors(ei_tensor *x, int n) {
+  for (int i = 0; x && i < n; i++) free(x[i].data);
+  free(x);
+}
+
+/* Runs every sample through pass `pass` of the calibration. */
+static int calibrate_pass(ei__calib *cal, int pass, const sample_list *l, const ei_tensor *x, int nsamples, int tty) {
   char err[1024], what[64];
   if (ei__calib_begin_pass(cal, pass, err, sizeof err)) return cli_die("%s", err);
   int passes = ei__calib_passes(cal);
-  snprintf(what, sizeof what, "calibrating%s%s", passes > 1 ? (pass ? " (histograms)" : " (ranges)") : "", "");
+  snprintf(what, sizeof what, "calibrating%s", passes > 1 ? (pass ? " (histograms)" : " (ranges)") : "");
   for (int i = 0; i < nsamples; i++) {
-    ei_tensor t;
-    if (load_sample(&l->v[i], vi, c, &t)) return 1;
-    ei_status s = ei__calib_add(cal, 1, &t, err, sizeof err);
-    free(t.data);
+    if (pass > 0 && !ei__calib_accepted(cal, i)) continue;
+    ei_status s = ei__calib_add(cal, 1, &x[i], err, sizeof err);
     if (s) return progress_break(), cli_die("%s: %s (%s)", l->v[i].path, err, ei_strerror(s));
     progress(tty, what, i + 1, nsamples, l->v[i].path);
   }
   return 0;
 }
 
+/* After pass 0: screens the samples (--screen; all are kept without it). kept receives shallow copies of the kept
+ * samples of x, in order (*nkept). Prints what was screened. */
+static int screen(ei__calib *cal, const qopts *o, const sample_list *l, int n, const ei_tensor *x, ei_tensor *kept,
+                  int *nkept) {
+  char err[512];
+  if (ei__calib_screen(cal, err, sizeof err)) return cli_die("%s", err);
+  *nkept = 0;
+  for (int i = 0; i < n; i++)
+    if (ei__calib_accepted(cal, i)) kept[(*nkept)++] = x[i];
+  if (!(o->q.screen > 1)) return 0;
+  progress_break();
+  printf("screening (activation scales within %gx of sample '%s' in %g%% of the tensors): kept %d of %d "
+         "calibration samples\n", o->q.screen, cal->center >= 0 ? l->v[cal->center].path : "?", EI_SCREEN_SHARE * 100,
+         *nkept, n);
+  for (int i = 0; i < n; i++)
+    if (!ei__calib_accepted(cal, i)) printf("  screened: %s\n", l->v[i].path);
+  return 0;
+}
+
+typedef struct progress_ctx {
+  int tty;
+  const char *what;
+} progress_ctx;
+
+static void search_progress(void *ctx, int i, int n) {
+  progress_ctx *p = ctx;
+  progress(p->tty, p->what, i, n, "");
+}
+
+static void print_score_line(const char *label, const ei__qscore *sc) {
+  printf("  %-24s cosine %.6f  SQNR %6.2f dB\n", label, sc->cosine, sc->sqnr);
+}
+
+/* --method auto: the kept calibration samples are split in two halves (alternating); every method calibrates on
+ * one half (ranges and histograms) and is scored on the other, so a method that fits its own samples too closely
+ * (clipping what other photos reach) loses; the best mean cosine (then SQNR) wins. The final calibration then uses
+ * every kept sample. */
+static int choose_method(ei__calib *cal, qopts *o, const sample_list *l, const ei_tensor *x, int n,
+                         ei_threadpool *pool, int tty, const uint8_t *keep_float) {
+  char err[1024];
+  ei_status s = EI_OK;
+  int rc = 1, nfit = 0, nscore = 0;
+  if (n <= 0) return cli_die("no calibration samples");
+  uint8_t *all = malloc((size_t)n + 1), *fit = calloc((size_t)n + 1, 1);
+  ei_tensor *score = calloc((size_t)n + 1, sizeof *score);
+  ei__qsearch qs;
+  memset(&qs, 0, sizeof qs);
+  if (!all || !fit || !score) {
+    cli_die("out of memory");
+    goto done;
+  }
+  for (int i = 0, k = 0; i < n; i++) {
+    all[i] = (uint8_t)ei__calib_accepted(cal, i);
+    if (!all[i]) continue;
+    if (k++ % 2) fit[i] = 1, nfit++;
+    else if (nscore < o->search_samples) score[nscore++] = x[i];
+  }
+  if (nfit < 2) { /* too few samples to split: fit and score on all */
+    memcpy(fit, all, (size_t)n);
+    nscore = 0;
+    for (int i = 0; i < n && nscore < o->search_samples; i++)
+      if (all[i]) score[nscore++] = x[i];
+  }
+  if ((s = ei__calib_use(cal, fit, err, sizeof err))) goto fail;
+  if (calibrate_pass(cal, 1, l, x, n, tty)) goto done;
+  if ((s = ei__qsearch_init(&qs, cal, score, nscore, pool, err, sizeof err))) goto fail;
+  ei__qtrial t[8];
+  int nt = 0;
+  if ((s = ei__qsearch_method(&qs, keep_float, t, &nt, err, sizeof err))) goto fail;
+  progress_break();
+  printf("calibration methods (simulated model, first output; ranges from %d calibration samples, scored on %d "
+         "others):\n", nfit, nscore);
+  for (int i = 0; i < nt; i++) {
+    char label[64];
+    if (t[i].method == EI_CALIB_PERCENTILE) snprintf(label, sizeof label, "percentile %g", t[i].percentile);
+    else snprintf(label, sizeof label, "%s", ei__calib_method_name(t[i].method));
+    print_score_line(label, &t[i].score);
+  }
+  o->q.method = cal->opt.method;
+  o->q.percentile = cal->opt.percentile;
+  if (o->q.method == EI_CALIB_PERCENTILE) printf("method: percentile %g\n", o->q.percentile);
+  else printf("method: %s\n", ei__calib_method_name(o->q.method));
+  if ((s = ei__calib_use(cal, all, err, sizeof err))) goto fail;
+  rc = 0;
+  goto done;
+fail:
+  progress_break();
+  cli_die("method search: %s (%s)", err, ei_strerror(s));
+done:
+  ei__qsearch_free(&qs);
+  free(all);
+  free(fit);
+  free(score);
+  return rc;
+}
+
+/* --sensitivity, --target-cosine: searches on the first calibration samples. keep_float (per node)
+ * receives the nodes the fallback leaves in float. */
+static int search(ei__calib *cal, qopts *o, const ei_tensor *x, int n, ei_threadpool *pool, int tty,
+                  uint8_t *keep_float) {
+  char err[1024];
+  ei__qsearch qs;
+  int ns = n < o->search_samples ? n : o->search_samples, rc = 1;
+  ei_status s = ei__qsearch_init(&qs, cal, x, ns, pool, err, sizeof err);
+  if (s) {
+    ei__qsearch_free(&qs);
+    return cli_die("search: %s (%s)", err, ei_strerror(s));
+  }
+  const ei__graph *g = cal->probe.g;
+  if (o->sensitivity) {
+    ei__qsens *sens;
+    int nsens;
+    progress_ctx pc = {tty, "sensitivity"};
+    if ((s = ei__qsearch_sensitivity(&qs, keep_float, 1, &sens, &nsens, search_progress, &pc, err, sizeof err)))
+      goto fail;
+    ei__qscore base;
+    if ((s = ei__qsearch_score(&qs, keep_float, &base, err, sizeof err))) {
+      ei__free(sens);
+      goto fail;
+    }
+    progress_break();
+    printf("sensitivity on %d calibration sample%s: output with that tensor alone left in float (all quantized: cosine "
+           "%.6f, SQNR %.2f dB)\n", ns, ns == 1 ? "" : "s", base.cosine, base.sqnr);
+    for (int i = 0; i < nsens; i++)
+      printf("  %-64.64s cosine %.6f  SQNR %6.2f dB\n", g->values[sens[i].value].name, sens[i].score.cosine,
+             sens[i].score.sqnr);
+    ei__free(sens);
+  }
+  if (o->target_cos > 0) {
+    ei__qscore sc;
+    int nf = 0;
+    progress_ctx pc = {tty, "sensitivity"};
+    if ((s = ei__qsearch_fallback(&qs, o->target_cos, o->max_float, keep_float, &sc, &nf, search_progress, &pc, err,
+                                  sizeof err)))
+      goto fail;
+    progress_break();
+    int nodes = 0;
+    for (int i = 0; i < g->nnodes; i++) nodes += keep_float[i];
+    printf("float fallback (target cosine %g on %d calibration sample%s): %d tensor%s left in float (%d node%s); "
+           "cosine %.6f, SQNR %.2f dB%s\n", o->target_cos, ns, ns == 1 ? "" : "s", nf, nf == 1 ? "" : "s", nodes,
+           nodes == 1 ? "" : "s", sc.cosine, sc.sqnr, sc.cosine < o->target_cos ? " (target not reached: --max-float)" : "");
+    for (int i = 0; i < g->nnodes; i++)
+      if (keep_float[i]) printf("  float: %s (%s)\n", g->nodes[i].name, g->nodes[i].op_type);
+  }
+  rc = 0;
+fail:
+  if (rc) {
+    progress_break();
+    cli_die("search: %s (%s)", err, ei_strerror(s));
+  }
+  ei__qsearch_free(&qs);
+  return rc;
+}
+
+static void print_output_line(const char *what, const char *name, const ei__qeval_stats *st) {
+  double sqnr, cosine;
+  int64_t same;
+  ei__qeval_output(st, &sqnr, &cosine, &same);
+  printf("output '%s'%s: cosine similarity %.6f, SQNR %.2f dB, top-1 agreement %lld/%lld, distinct float top-1 "
+         "classes %d\n", name, what, cosine, sqnr, (long long)same, (long long)st->rows, st->distinct);
+}
+
 static int evaluate(ei__calib *cal, const ei__qmodel *qm, const sample_list *l, int n, const ei_value_info *vi,
-                    const cli_common *c, ei_threadpool *pool, int report, int tty) {
+                    const cli_common *c, ei_threadpool *pool, const qopts *o, int tty) {
   ei__qeval e;
   char err[1024];
   ei_status s = ei__qeval_create(&e, cal, qm, pool, err, sizeof err);
@@ -370,7 +590,9 @@ static int evaluate(ei__calib *cal, const ei__qmodel *qm, const sample_list *l, 
     fprintf(stderr, "edgeinfer: warning: cannot load the quantized model in this engine for the SQNR table: %s\n", err);
     return 0;
   }
-  int rc = 0;
+  e.screen_log2 = o->q.screen > 1 && cal->center >= 0 ? log2(o->q.screen) : 0;
+  double *dist = calloc((size_t)n + 1, sizeof(double)), *cosv = calloc((size_t)n + 1, sizeof(double));
+  int rc = !dist || !cosv ? cli_die("out of memory") : 0;
   for (int i = 0; i < n && !rc; i++) {
     ei_tensor t;
     if (load_sample(&l->v[i], vi, c, &t)) {
@@ -383,27 +605,43 @@ static int evaluate(ei__calib *cal, const ei__qmodel *qm, const sample_list *l, 
       progress_break();
       fprintf(stderr, "edgeinfer: warning: running the quantized model failed: %s (%s)\n", err, ei_strerror(s));
       ei__qeval_free(&e);
+      free(dist);
+      free(cosv);
       return 0;
     }
+    dist[i] = e.last_distance;
+    cosv[i] = e.last_cosine;
     progress(tty, "comparing float and quantized", i + 1, n, l->v[i].path);
   }
   if (!rc) {
-    printf("per-layer SQNR, float vs quantized model, over %d sample%s:\n", e.nsamples, e.nsamples == 1 ? "" : "s");
-    print_table(&e, cal->probe.g);
-    if (report) {
-      double sqnr, cosine;
-      int64_t same;
-      ei__qeval_output(&e, &sqnr, &cosine, &same);
-      const ei__graph *g = cal->probe.g;
-      ei__tensor f;
-      int64_t rows = 0;
-      if (g->noutputs && ei__probe_value(&cal->probe, g->outputs[0], &f) && f.rank > 0 && f.dims[f.rank - 1] > 0)
-        rows = ei__numel(&f) / f.dims[f.rank - 1] * e.nsamples;
-      printf("output '%s': cosine similarity %.6f, SQNR %.2f dB, top-1 agreement %lld/%lld\n",
-             g->noutputs ? g->values[g->outputs[0]].name : "?", cosine, sqnr, (long long)same, (long long)rows);
+    const ei__graph *g = cal->probe.g;
+    const char *oname = g->noutputs ? g->values[g->outputs[0]].name : "?";
+    int screened = e.nsamples - e.in.nsamples;
+    printf("per-layer SQNR, float vs quantized model, over %d sample%s%s:\n", e.in.nsamples,
+           e.in.nsamples == 1 ? "" : "s", screened ? " in the calibrated regime" : "");
+    print_table(&e, g);
+    if (o->report) {
+      if (e.screen_log2 > 0) {
+        printf("evaluation samples (screening distance: log2 of the activation scale ratio to the calibration "
+               "centre, limit %.2f):\n", e.screen_log2);
+        for (int i = 0; i < n; i++) {
+          const char *base = strrchr(l->v[i].path, '/');
+          printf("  %-32s distance %5.2f  cosine %.6f%s\n", base ? base + 1 : l->v[i].path, dist[i], cosv[i],
+                 dist[i] <= e.screen_log2 ? "" : "  (screened)");
+        }
+      }
+      print_output_line("", oname, &e.all);
+      if (e.screen_log2 > 0) {
+        char what[96];
+        snprintf(what, sizeof what, " over %d of %d samples in the calibrated regime (%d screened)", e.in.nsamples,
+                 e.nsamples, screened);
+        print_output_line(what, oname, &e.in);
+      }
     }
   }
   ei__qeval_free(&e);
+  free(dist);
+  free(cosv);
   return rc;
 }
 
@@ -412,6 +650,9 @@ static int run_quantize(qopts *o, cli_common *c) {
   ei__calib *cal = NULL;
   ei__qmodel qm = {0};
   sample_list samples = {0}, eval = {0};
+  ei_tensor *cx = NULL, *kx = NULL;
+  int ncx = 0, nkept = 0;
+  uint8_t *keep_float = NULL;
   char err[1024];
   int rc = 1, tty = isatty(2);
   double t0 = cli_now_ms();
@@ -434,33 +675,50 @@ static int run_quantize(qopts *o, cli_common *c) {
     if (add_path(&samples, o->calib[i], &vi)) goto out;
   int n = samples.n;
   if (o->samples && n > o->samples) n = o->samples;
+  if (!(cx = calloc((size_t)n + 1, sizeof *cx)) || !(kx = calloc((size_t)n + 1, sizeof *kx)) ||
+      !(keep_float = calloc((size_t)g->nnodes + 1, 1))) {
+    cli_die("out of memory");
+    goto out;
+  }
+  ncx = n;
+  if (load_samples(&samples, n, &vi, c, tty, cx)) goto out;
   double t1 = cli_now_ms();
-  for (int pass = 0; pass < ei__calib_passes(cal); pass++)
-    if (calibrate_pass(cal, pass, &samples, n, &vi, c, tty)) goto out;
+  if (calibrate_pass(cal, 0, &samples, cx, n, tty) || screen(cal, o, &samples, n, cx, kx, &nkept)) goto out;
+  double tm0 = cli_now_ms();
+  if (o->q.method == EI_CALIB_AUTO && choose_method(cal, o, &samples, cx, n, pool, tty, keep_float)) goto out;
+  double tm1 = cli_now_ms();
+  if (ei__calib_passes(cal) > 1 && calibrate_pass(cal, 1, &samples, cx, n, tty)) goto out;
   if ((s = ei__calib_finish(cal, err, sizeof err))) { cli_die("%s", err); goto out; }
   double t2 = cli_now_ms();
-  if ((s = ei__quantize_build(cal, &qm, print_warning, NULL, err, sizeof err))) {
+  if ((o->sensitivity || o->target_cos > 0) && search(cal, o, kx, nkept, pool, tty, keep_float)) goto out;
+  double t2b = cli_now_ms();
+  ei__build_options bo = {.simulate = 0, .keep_float = keep_float};
+  if ((s = ei__quantize_build_ex(cal, &bo, &qm, print_warning, NULL, err, sizeof err))) {
     cli_die("%s (%s)", err, ei_strerror(s));
     goto out;
   }
   if ((s = ei__quant_write_file(o->output, qm.bytes, qm.size, err, sizeof err))) { cli_die("%s", err); goto out; }
   double t3 = cli_now_ms();
   printf("wrote %s: %.2f MB, opset %d; %d nodes quantized, %d left in float; calibrated on %d sample%s (%s%s)\n",
-         o->output, qm.size / 1e6, qm.opset, qm.nodes_quantized, qm.nodes_float, n, n == 1 ? "" : "s",
+         o->output, qm.size / 1e6, qm.opset, qm.nodes_quantized, qm.nodes_float, nkept, nkept == 1 ? "" : "s",
          ei__calib_method_name(o->q.method), o->q.act_s8 ? ", int8 activations" : ", uint8 activations");
   fflush(stdout);
   for (int i = 0; i < o->neval; i++)
     if (add_path(&eval, o->eval[i], &vi)) goto out;
   const sample_list *el = o->neval ? &eval : &samples;
   int ne = o->eval_samples < (o->neval ? el->n : n) ? o->eval_samples : (o->neval ? el->n : n);
-  if (ne > 0 && evaluate(cal, &qm, el, ne, &vi, c, pool, o->report, tty)) goto out;
+  if (ne > 0 && evaluate(cal, &qm, el, ne, &vi, c, pool, o, tty)) goto out;
   double t4 = cli_now_ms();
-  printf("time: %.2f s (loading %.2f s, calibration %.2f s, writing %.2f s, comparison %.2f s)\n", (t4 - t0) / 1e3,
-         (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 - t2) / 1e3, (t4 - t3) / 1e3);
+  printf("time: %.2f s (loading %.2f s, calibration %.2f s, method search %.2f s, float fallback %.2f s, writing "
+         "%.2f s, comparison %.2f s)\n", (t4 - t0) / 1e3, (t1 - t0) / 1e3, (t2 - t1 - (tm1 - tm0)) / 1e3,
+         (tm1 - tm0) / 1e3, (t2b - t2) / 1e3, (t3 - t2b) / 1e3, (t4 - t3) / 1e3);
   rc = 0;
 out:
   ei__qmodel_free(&qm);
   ei__calib_free(cal);
+  free_tensors(cx, ncx);
+  free(kx);
+  free(keep_float);
   free_samples(&samples);
   free_samples(&eval);
   npy_cache_clear();
@@ -475,6 +733,8 @@ int cmd_quantize(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   ei__quant_options_init(&o.q);
   o.eval_samples = 4;
+  o.search_samples = 8;
+  o.max_float = 8;
   o.calib = calloc((size_t)argc + 1, sizeof(char *));
   o.eval = calloc((size_t)argc + 1, sizeof(char *));
   if (!o.calib || !o.eval) {

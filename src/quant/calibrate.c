@@ -7,8 +7,13 @@
  *   entropy     the same histogram of |x|; the threshold minimizing the KL divergence between the clipped
  *               distribution and its 128-level quantization (TensorRT's entropy calibrator; as NVIDIA's
  *               implementation, 256 levels for a uint8 tensor without negative values, and the zero bin counted
- *               as its neighbour so exact zeros do not dominate).
- * Ranges never exceed the observed min/max. */
+ *               as its neighbour so exact zeros do not dominate);
+ *   mse         the same histogram; the range whose 8-bit quantization has the least expected squared error
+ *               (rounding inside the range, clipping outside; both bounds searched for uint8 with a zero point).
+ * Ranges never exceed the observed min/max, except for vectors (activations with one value per channel and sample:
+ * pooled features, squeeze-and-excitation vectors, fully connected outputs, logits): the few values the calibration
+ * set shows understate their extremes and clipping them (a gate, a class score) costs far more than a coarser step,
+ * so they get their min/max widened by opt.vector_margin whatever the method. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -26,12 +31,14 @@ struct ei__vstats {
   double lo, hi;        /* finite min / max */
   double amax;          /* histogram range [0, amax] (pass 1) */
   uint64_t *pos, *neg;  /* CALIB_BINS each (pass 1) */
+  int64_t per_channel;  /* the most values per channel and sample seen (rank >= 3: the spatial size; else 1) */
 };
 
 void ei__quant_options_init(ei__quant_options *o) {
   memset(o, 0, sizeof *o);
   o->method = EI_CALIB_MINMAX;
   o->percentile = 99.99;
+  o->vector_margin = 2.0;
   o->max_arena = (size_t)4 << 30;
 }
 
@@ -40,6 +47,8 @@ const char *ei__calib_method_name(ei__calib_method m) {
     case EI_CALIB_MINMAX: return "minmax";
     case EI_CALIB_PERCENTILE: return "percentile";
     case EI_CALIB_ENTROPY: return "entropy";
+    case EI_CALIB_MSE: return "mse";
+    case EI_CALIB_AUTO: return "auto";
   }
   return "?";
 }
@@ -65,7 +74,8 @@ ei_status ei__probe_run(ei__probe *p, int ninputs, const ei_tensor *inputs, char
   if (!p->plan || !ei__plan_matches(p->plan, ninputs, inputs)) {
     ei__plan_free(p->plan, p->g);
     p->plan = NULL;
-    ei_status s = ei__plan_make_ex(p->g, ninputs, inputs, p->max_arena, EI_PLAN_KEEP_ALL, &p->plan, err, errlen);
+    ei_status s = ei__plan_make_ex(p->g, ninputs, inputs, p->max_arena, p->outputs_only ? 0u : EI_PLAN_KEEP_ALL,
+                                   &p->plan, err, errlen);
     if (s) return s;
     if (p->plan->arena_size > p->arena_cap) {
       ei__free(p->arena);
@@ -139,6 +149,7 @@ ei_status ei__calib_create(const char *path, const ei__quant_options *o, ei_thre
   ei__calib *c = ei__calloc(1, sizeof *c);
   if (!c) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   c->opt = *o;
+  c->center = -1;
   uint8_t *data;
   size_t size;
   ei_status s = read_file(path, &data, &size, err, errlen);
@@ -194,6 +205,10 @@ void ei__calib_free(ei__calib *c) {
       ei__free(c->stats[v].neg);
     }
   ei__free(c->stats);
+  ei__free(c->slo);
+  ei__free(c->shi);
+  ei__free(c->srms);
+  ei__free(c->accepted);
   ei__free(c->lo);
   ei__free(c->hi);
   ei__free(c->has_range);
@@ -201,19 +216,28 @@ void ei__calib_free(ei__calib *c) {
   ei__free(c);
 }
 
-int ei__calib_passes(const ei__calib *c) { return c->opt.method == EI_CALIB_MINMAX ? 1 : 2; }
+int ei__calib_passes(const ei__calib *c) { return c->opt.method == EI_CALIB_MINMAX ? 1 : 2; } /* AUTO: 2 */
 
 ei_status ei__calib_begin_pass(ei__calib *c, int pass, char *err, size_t errlen) {
   c->pass = pass;
   if (pass == 0) return EI_OK;
+  c->samples[1] = 0; /* a new histogram pass (after ei__calib_use) starts over */
   const ei__graph *g = c->probe.g;
   for (int v = 0; v < g->nvalues; v++) {
     ei__vstats *st = &c->stats[v];
-    if (!st->observe || !st->seen) continue;
+    if (!st->observe) continue;
+    if (!st->seen) { /* not seen by the samples in use */
+      ei__free(st->pos);
+      ei__free(st->neg);
+      st->pos = st->neg = NULL;
+      continue;
+    }
     st->amax = fmax(fabs(st->lo), fabs(st->hi));
-    if (!st->pos) st->pos = ei__calloc(CALIB_BINS, sizeof(uint64_t));
-    if (!st->neg) st->neg = ei__calloc(CALIB_BINS, sizeof(uint64_t));
+    if (!st->pos) st->pos = ei__malloc(CALIB_BINS * sizeof(uint64_t));
+    if (!st->neg) st->neg = ei__malloc(CALIB_BINS * sizeof(uint64_t));
     if (!st->pos || !st->neg) return ei__err(err, errlen, EI_E_NOMEM, "out of memory for calibration histograms");
+    memset(st->pos, 0, CALIB_BINS * sizeof(uint64_t));
+    memset(st->neg, 0, CALIB_BINS * sizeof(uint64_t));
   }
   return EI_OK;
 }
@@ -225,19 +249,29 @@ typedef struct observe_job {
   const int *values;
 } observe_job;
 
-static void observe_minmax(ei__vstats *st, const float *x, int64_t n) {
-  double lo = st->seen ? st->lo : INFINITY, hi = st->seen ? st->hi : -INFINITY;
-  float flo = (float)lo, fhi = (float)hi;
+/* One sample's finite min, max and RMS of x (NAN for all three when nothing is finite). */
+static void observe_sample(const float *x, int64_t n, float *lo, float *hi, float *rms) {
+  float flo = INFINITY, fhi = -INFINITY;
+  double ss = 0;
+  int64_t cnt = 0;
   for (int64_t i = 0; i < n; i++) {
     float v = x[i];
-    if (v < flo && isfinite(v)) flo = v;
-    if (v > fhi && isfinite(v)) fhi = v;
+    if (!isfinite(v)) continue;
+    if (v < flo) flo = v;
+    if (v > fhi) fhi = v;
+    ss += (double)v * v;
+    cnt++;
   }
-  if (flo <= fhi) {
-    st->lo = flo;
-    st->hi = fhi;
-    st->seen = 1;
-  }
+  *lo = cnt ? flo : NAN;
+  *hi = cnt ? fhi : NAN;
+  *rms = cnt ? (float)sqrt(ss / (double)cnt) : NAN;
+}
+
+static void merge_minmax(ei__vstats *st, float lo, float hi) {
+  if (!(lo <= hi)) return;
+  if (!st->seen || lo < st->lo) st->lo = lo;
+  if (!st->seen || hi > st->hi) st->hi = hi;
+  st->seen = 1;
 }
 
 static void observe_hist(ei__vstats *st, const float *x, int64_t n) {
@@ -265,15 +299,60 @@ static void observe_range(void *arg, int64_t begin, int64_t end) {
     ei__tensor t;
     if (!ei__probe_value(&c->probe, v, &t) || t.dtype != EI_FLOAT || !t.data) continue;
     int64_t n = ei__numel(&t);
-    if (c->pass == 0) observe_minmax(&c->stats[v], t.data, n);
-    else observe_hist(&c->stats[v], t.data, n);
+    if (c->pass == 0) {
+      float lo, hi, rms;
+      observe_sample(t.data, n, &lo, &hi, &rms);
+      merge_minmax(&c->stats[v], lo, hi);
+      int64_t pc = t.rank >= 3 && t.dims[0] > 0 && t.dims[1] > 0 ? n / (t.dims[0] * t.dims[1]) : 1;
+      if (pc > c->stats[v].per_channel) c->stats[v].per_channel = pc;
+      size_t at = (size_t)c->samples[0] * (size_t)c->probe.g->nvalues + (size_t)v;
+      c->slo[at] = lo;
+      c->shi[at] = hi;
+      c->srms[at] = rms;
+    } else {
+      observe_hist(&c->stats[v], t.data, n);
+    }
   }
 }
 
+/* Room for the per-sample statistics of one more pass-0 sample. */
+static int grow_samples(ei__calib *c) {
+  if (c->samples[0] < c->samp_cap) return 1;
+  int64_t cap = c->samp_cap ? c->samp_cap * 2 : 64;
+  size_t nv = (size_t)c->probe.g->nvalues, bytes = sizeof(float) * nv * (size_t)cap + sizeof(float);
+  float *lo = ei__malloc(bytes), *hi = ei__malloc(bytes), *rms = ei__malloc(bytes);
+  if (!lo || !hi || !rms) {
+    ei__free(lo);
+    ei__free(hi);
+    ei__free(rms);
+    return 0;
+  }
+  size_t old = sizeof(float) * nv * (size_t)c->samp_cap;
+  if (old) {
+    memcpy(lo, c->slo, old);
+    memcpy(hi, c->shi, old);
+    memcpy(rms, c->srms, old);
+  }
+  ei__free(c->slo);
+  ei__free(c->shi);
+  ei__free(c->srms);
+  c->slo = lo;
+  c->shi = hi;
+  c->srms = rms;
+  c->samp_cap = cap;
+  return 1;
+}
+
 ei_status ei__calib_add(ei__calib *c, int ninputs, const ei_tensor *inputs, char *err, size_t errlen) {
+  if (c->pass == 0 && !grow_samples(c)) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   ei_status s = ei__probe_run(&c->probe, ninputs, inputs, err, errlen);
   if (s) return s;
   const ei__graph *g = c->probe.g;
+  if (c->pass == 0) /* unobserved values of this sample */
+    for (int v = 0; v < g->nvalues; v++) {
+      size_t at = (size_t)c->samples[0] * (size_t)g->nvalues + (size_t)v;
+      c->slo[at] = c->shi[at] = c->srms[at] = NAN;
+    }
   int *values = ei__calloc((size_t)g->nvalues + 1, sizeof(int)), n = 0;
   if (!values) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   for (int v = 0; v < g->nvalues; v++)
@@ -283,6 +362,105 @@ ei_status ei__calib_add(ei__calib *c, int ninputs, const ei_tensor *inputs, char
   ei__free(values);
   c->samples[c->pass]++;
   return EI_OK;
+}
+
+/* ---- screening ---- */
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* The share-quantile over values of |log2(rms_a / rms_b)| (values positive in both); 0 when none is. tmp: nvalues. */
+static double scale_distance(const float *a, const float *b, int nv, double share, double *tmp) {
+  int n = 0;
+  for (int v = 0; v < nv; v++)
+    if (a[v] > 0 && b[v] > 0 && isfinite(a[v]) && isfinite(b[v])) tmp[n++] = fabs(log2((double)a[v] / b[v]));
+  if (!n) return 0;
+  qsort(tmp, (size_t)n, sizeof *tmp, cmp_double);
+  int k = (int)ceil(share * n) - 1;
+  return tmp[k < 0 ? 0 : k >= n ? n - 1 : k];
+}
+
+ei_status ei__calib_screen(ei__calib *c, char *err, size_t errlen) {
+  const ei__graph *g = c->probe.g;
+  int ns = (int)c->samples[0], nv = g->nvalues;
+  c->screened = 0;
+  c->center = -1;
+  ei__free(c->accepted);
+  c->accepted = ei__calloc((size_t)ns + 1, 1);
+  if (!c->accepted) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  memset(c->accepted, 1, (size_t)ns);
+  if (!(c->opt.screen > 1) || ns < 3) return EI_OK;
+  double lim = log2(c->opt.screen), *d = ei__malloc(sizeof(double) * ((size_t)ns * ns + (size_t)nv + 1));
+  if (!d) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  double *tmp = d + (size_t)ns * ns;
+  for (int p = 0; p < ns; p++) {
+    d[(size_t)p * ns + p] = 0;
+    for (int q = p + 1; q < ns; q++)
+      d[(size_t)p * ns + q] = d[(size_t)q * ns + p] =
+          scale_distance(c->srms + (size_t)p * nv, c->srms + (size_t)q * nv, nv, EI_SCREEN_SHARE, tmp);
+  }
+  /* the centre: the sample with the most neighbours within the limit (then the smallest total distance) */
+  int best = 0, best_n = -1;
+  double best_sum = INFINITY;
+  for (int p = 0; p < ns; p++) {
+    int cnt = 0;
+    double sum = 0;
+    for (int q = 0; q < ns; q++) {
+      cnt += d[(size_t)p * ns + q] <= lim;
+      sum += d[(size_t)p * ns + q];
+    }
+    if (cnt > best_n || (cnt == best_n && sum < best_sum)) best = p, best_n = cnt, best_sum = sum;
+  }
+  c->center = best;
+  for (int q = 0; q < ns; q++) {
+    c->accepted[q] = d[(size_t)best * ns + q] <= lim;
+    c->screened += !c->accepted[q];
+  }
+  ei__free(d);
+  return ei__calib_use(c, c->accepted, err, errlen);
+}
+
+ei_status ei__calib_use(ei__calib *c, const uint8_t *use, char *err, size_t errlen) {
+  int ns = (int)c->samples[0], nv = c->probe.g->nvalues;
+  if (!c->accepted && !(c->accepted = ei__calloc((size_t)ns + 1, 1)))
+    return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
+  if (use != c->accepted) memcpy(c->accepted, use, (size_t)ns);
+  for (int v = 0; v < nv; v++) {
+    ei__vstats *st = &c->stats[v];
+    if (!st->observe) continue;
+    st->seen = 0;
+    for (int q = 0; q < ns; q++)
+      if (c->accepted[q]) merge_minmax(st, c->slo[(size_t)q * nv + v], c->shi[(size_t)q * nv + v]);
+  }
+  return EI_OK;
+}
+
+int ei__calib_accepted(const ei__calib *c, int sample) {
+  return !c->accepted || sample < 0 || sample >= c->samples[0] || c->accepted[sample];
+}
+
+double ei__calib_regime_distance(const ei__calib *c, const ei__probe *p) {
+  if (c->center < 0 || !c->srms) return 0;
+  const ei__graph *g = c->probe.g;
+  int nv = g->nvalues;
+  float *rms = ei__malloc(sizeof(float) * (size_t)nv + 1);
+  double *tmp = ei__malloc(sizeof(double) * (size_t)nv + 1);
+  double dist = 0;
+  if (rms && tmp) {
+    for (int v = 0; v < nv; v++) {
+      ei__tensor t;
+      rms[v] = NAN;
+      if (!c->stats[v].observe || !ei__probe_value(p, v, &t) || t.dtype != EI_FLOAT || !t.data) continue;
+      float lo, hi;
+      observe_sample(t.data, ei__numel(&t), &lo, &hi, &rms[v]);
+    }
+    dist = scale_distance(rms, c->srms + (size_t)c->center * nv, nv, EI_SCREEN_SHARE, tmp);
+  }
+  ei__free(rms);
+  ei__free(tmp);
+  return dist;
 }
 
 /* ---- range estimators ---- */
@@ -385,18 +563,93 @@ double ei__calib_entropy_threshold(const uint64_t *pos, const uint64_t *neg, int
   return best * (amax / bins);
 }
 
+/* Suffix sums over one side of the histogram: n[i], s1[i], s2[i] = count, sum of x, sum of x^2 of bins >= i (bin
+ * centres); entries 0..bins. */
+typedef struct tail_sums {
+  double *n, *s1, *s2;
+} tail_sums;
+
+static int tail_sums_make(tail_sums *t, const uint64_t *h, int bins, double width) {
+  t->n = ei__malloc(sizeof(double) * 3 * ((size_t)bins + 1));
+  if (!t->n) return 0;
+  t->s1 = t->n + bins + 1;
+  t->s2 = t->s1 + bins + 1;
+  t->n[bins] = t->s1[bins] = t->s2[bins] = 0;
+  for (int i = bins - 1; i >= 0; i--) {
+    double c = (i + 0.5) * width, k = (double)h[i];
+    t->n[i] = t->n[i + 1] + k;
+    t->s1[i] = t->s1[i + 1] + k * c;
+    t->s2[i] = t->s2[i + 1] + k * c * c;
+  }
+  return 1;
+}
+
+/* Squared error of clipping the bins >= j to the bound j * width. */
+static double clip_error(const tail_sums *t, int j, double width) {
+  double b = j * width;
+  double e = t->s2[j] - 2 * b * t->s1[j] + b * b * t->n[j];
+  return e > 0 ? e : 0;
+}
+
+/* The next candidate bound after bin edge j: every stride bins, the last one at bins; bins + 1 ends. */
+static int next_bound(int j, int stride, int bins) { return j >= bins ? bins + 1 : j + stride > bins ? bins : j + stride; }
+
+void ei__calib_mse_range(const uint64_t *pos, const uint64_t *neg, int bins, double amax, int symmetric, double *lo,
+                         double *hi) {
+  *lo = -amax;
+  *hi = amax;
+  if (bins < 2 || !(amax > 0)) return;
+  double width = amax / bins;
+  tail_sums tp, tn;
+  if (!tail_sums_make(&tp, pos, bins, width)) return;
+  if (!tail_sums_make(&tn, neg, bins, width)) {
+    ei__free(tp.n);
+    return;
+  }
+  /* values in bin 0 are (nearly) exact zeros: no rounding error */
+  double total = tp.n[0] + tn.n[0], zeros = (double)pos[0] + (double)neg[0];
+  int stride = bins > 512 ? bins / 512 : 1, has_neg = tn.n[0] > 0, has_pos = tp.n[0] > 0;
+  double best = INFINITY;
+  int bp = bins, bn = has_neg ? bins : 0;
+  if (symmetric) {
+    for (int j = stride; j <= bins; j = next_bound(j, stride, bins)) {
+      double step = j * width / 127.0, in = total - zeros - tp.n[j] - tn.n[j];
+      double e = in * step * step / 12.0 + clip_error(&tp, j, width) + clip_error(&tn, j, width);
+      if (e < best) best = e, bp = bn = j;
+    }
+  } else {
+    /* a side without values keeps its bound at 0 */
+    for (int jp = has_pos ? stride : 0; jp <= bins; jp = has_pos ? next_bound(jp, stride, bins) : bins + 1)
+      for (int jn = has_neg ? stride : 0; jn <= bins; jn = has_neg ? next_bound(jn, stride, bins) : bins + 1) {
+        if (jp + jn == 0) continue;
+        double step = (jp + jn) * width / 255.0, in = total - zeros - tp.n[jp] - tn.n[jn];
+        double e = in * step * step / 12.0 + clip_error(&tp, jp, width) + clip_error(&tn, jn, width);
+        if (e < best) best = e, bp = jp, bn = jn;
+      }
+  }
+  ei__free(tp.n);
+  ei__free(tn.n);
+  *hi = bp * width;
+  *lo = -bn * width;
+}
+
 static void finish_range(void *arg, int64_t begin, int64_t end) {
   ei__calib *c = arg;
-  int hist = c->opt.method != EI_CALIB_MINMAX && c->samples[1] > 0;
+  int hist = c->opt.method != EI_CALIB_MINMAX && c->opt.method != EI_CALIB_AUTO && c->samples[1] > 0;
   for (int64_t v = begin; v < end; v++) {
     const ei__vstats *st = &c->stats[v];
     c->has_range[v] = 0;
     if (!st->observe || !st->seen) continue;
     double lo = st->lo, hi = st->hi;
-    if (hist && st->pos && st->amax > 0) {
+    if (st->per_channel <= 1 && c->opt.vector_margin > 1) { /* a vector: no clipping estimator, a margin */
+      lo *= c->opt.vector_margin;
+      hi *= c->opt.vector_margin;
+    } else if (hist && st->pos && st->amax > 0) {
       double tlo, thi;
       if (c->opt.method == EI_CALIB_PERCENTILE) {
         ei__calib_percentile(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.percentile, c->opt.act_s8, &tlo, &thi);
+      } else if (c->opt.method == EI_CALIB_MSE) {
+        ei__calib_mse_range(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.act_s8, &tlo, &thi);
       } else {
         /* uint8 keeps all 256 levels for a tensor without negative values (zero point 0) */
         int levels = !c->opt.act_s8 && st->lo >= 0 ? 2 * CALIB_LEVELS : CALIB_LEVELS;

@@ -105,6 +105,8 @@ typedef struct builder {
   ei_dtype at;            /* activation type */
   int s8;
   int opset;
+  int simulate;           /* weights and biases as float constants (their dequantized values) */
+  const uint8_t *keep_float; /* per node: left in float (or NULL) */
   nameset names;
   uint8_t *quant;         /* per node: written quantized */
   uint8_t *kind;          /* per node: K_* */
@@ -120,6 +122,8 @@ typedef struct builder {
   const char **sname, **zname; /* per value (group root): scale and zero point initializers */
   ei__qlayer *layers;
   int nlayers;
+  int *tensors;           /* values given a QuantizeLinear */
+  int ntensors;
   void (*warn)(void *, const char *);
   void *warn_ctx;
   char *err;
@@ -347,7 +351,7 @@ static ei_status classify(builder *b) {
   for (int i = 0; i < g->nnodes; i++) {
     const ei__node *n = &g->nodes[i];
     b->kind[i] = (uint8_t)op_kind(n);
-    if (b->kind[i] == K_FLOAT || excluded(b, n)) continue;
+    if (b->kind[i] == K_FLOAT || excluded(b, n) || (b->keep_float && b->keep_float[i])) continue;
     if (n->nout < 1 || vtype(b, n->out[0]) != EI_FLOAT || plan_known(b, n->out[0])) continue; /* shape arithmetic */
     const char *why = why_not(b, i);
     if (why) {
@@ -440,6 +444,7 @@ static void node1(builder *b, const char *name, const char *op, const char *cons
 
 /* QuantizeLinear of value v (whose float tensor is pname[v]) into qname[v]. */
 static void emit_q(builder *b, int v) {
+  b->tensors[b->ntensors++] = v;
   const char *s, *z;
   group_params(b, v, &s, &z, NULL);
   const char *base = b->g->values[v].name;
@@ -458,6 +463,26 @@ static void emit_dq(builder *b, int v) {
   const char *ins[3] = {b->qname[v], s, z};
   node1(b, uniq(b, val->name, "_DequantizeLinear"), "DequantizeLinear", ins, 3, b->dqname[v]);
   ei__pbw_end(&b->w);
+}
+
+/* Simulation models: the dequantized values of n integers q (int8 or int32; element e scaled by scale[(e / inner) %
+ * nscale]) as a float initializer named after base. Frees q when it is int8 (the caller's weight buffer). */
+static const char *write_dequantized(builder *b, const char *base, void *q, ei_dtype qt, int64_t n, const float *scale,
+                                     int64_t nscale, int64_t inner, int rank, const int64_t *dims) {
+  float *x = ei__malloc(sizeof(float) * (size_t)(n + 1));
+  const char *name = uniq(b, base, "_dequantized");
+  if (!x) {
+    fail_nomem(b);
+  } else {
+    for (int64_t e = 0; e < n; e++) {
+      int32_t v = qt == EI_INT8 ? ((const int8_t *)q)[e] : ((const int32_t *)q)[e];
+      x[e] = ei__dequantize(v, 0, scale[(e / inner) % nscale]);
+    }
+    write_init(b, name, EI_FLOAT, rank, dims, x);
+  }
+  ei__free(x);
+  if (qt == EI_INT8) ei__free(q);
+  return name;
 }
 
 /* Int8 symmetric weights of constant w, per channel along axis (or per tensor when axis < 0), behind a
@@ -490,6 +515,10 @@ static const char *emit_weight(builder *b, int wv, int axis, float **scales, int
     q[e] = (int8_t)ei__quantize(x[e], sc[c], 0, -127, 127);
   }
   const char *base = w->name;
+  if (b->simulate) {
+    ei__free(zp);
+    return write_dequantized(b, w->name, q, EI_INT8, n, sc, ch, inner, w->rank, w->dims);
+  }
   const char *qn = uniq(b, base, "_quantized"), *sn = uniq(b, base, "_scale"), *zn = uniq(b, base, "_zero_point");
   write_init(b, qn, EI_INT8, w->rank, w->dims, q);
   if (axis >= 0) {
@@ -529,6 +558,13 @@ static const char *emit_bias(builder *b, int bv, int64_t m, float x_scale, const
     q[c] = r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
   }
   const char *base = bias->name;
+  if (b->simulate) {
+    ei__free(zp);
+    const char *name = write_dequantized(b, base, q, EI_INT32, m, bs, m, 1, 1, &m);
+    ei__free(q);
+    ei__free(bs);
+    return name;
+  }
   const char *qn = uniq(b, base, "_quantized"), *sn = uniq(b, base, "_quantized_scale"),
              *zn = uniq(b, base, "_quantized_zero_point");
   write_init(b, qn, EI_INT32, 1, &m, q);
@@ -834,17 +870,27 @@ static void free_builder(builder *b) {
 void ei__qmodel_free(ei__qmodel *m) {
   for (int l = 0; m->layers && l < m->nlayers; l++) ei__free(m->layers[l].qname);
   ei__free(m->layers);
+  ei__free(m->tensors);
   ei__free(m->bytes);
   memset(m, 0, sizeof *m);
 }
 
 ei_status ei__quantize_build(const ei__calib *c, ei__qmodel *out, void (*warn)(void *ctx, const char *msg),
                              void *warn_ctx, char *err, size_t errlen) {
+  return ei__quantize_build_ex(c, NULL, out, warn, warn_ctx, err, errlen);
+}
+
+ei_status ei__quantize_build_ex(const ei__calib *c, const ei__build_options *bo, ei__qmodel *out,
+                                void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err, size_t errlen) {
   memset(out, 0, sizeof *out);
   const ei__graph *g = c->probe.g;
   builder b;
   memset(&b, 0, sizeof b);
   b.c = c;
+  if (bo) {
+    b.simulate = bo->simulate;
+    b.keep_float = bo->keep_float;
+  }
   b.g = g;
   b.s8 = c->opt.act_s8;
   b.at = b.s8 ? EI_INT8 : EI_UINT8;
@@ -869,8 +915,9 @@ ei_status ei__quantize_build(const ei__calib *c, ei__qmodel *out, void (*warn)(v
   b.zname = ei__calloc(nv, sizeof(char *));
   out->layers = ei__calloc(nn, sizeof(ei__qlayer));
   b.layers = out->layers;
+  out->tensors = b.tensors = ei__calloc(nv, sizeof(int));
   if (!b.quant || !b.kind || !b.prod_q || !b.need_q || !b.init_done || !b.param_done || !b.parent || !b.param ||
-      !b.pname || !b.qname || !b.dqname || !b.sname || !b.zname || !out->layers) {
+      !b.pname || !b.qname || !b.dqname || !b.sname || !b.zname || !out->layers || !out->tensors) {
     free_builder(&b);
     ei__qmodel_free(out);
     return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
@@ -905,6 +952,7 @@ ei_status ei__quantize_build(const ei__calib *c, ei__qmodel *out, void (*warn)(v
   if (!s && !ei__pbw_ok(&b.w)) s = ei__err(err, errlen, EI_E_NOMEM, "out of memory serializing the model");
   if (!s) {
     out->nlayers = b.nlayers;
+    out->ntensors = b.ntensors;
     out->opset = b.opset;
     for (int i = 0; i < g->nnodes; i++) {
       if (b.quant[i]) out->nodes_quantized++;
@@ -985,6 +1033,8 @@ void ei__qeval_free(ei__qeval *e) {
   ei__free(e->signal);
   ei__free(e->noise);
   ei__free(e->seen);
+  ei__free(e->classes_all);
+  ei__free(e->classes_in);
   memset(e, 0, sizeof *e);
 }
 
@@ -1024,41 +1074,68 @@ static void compare_layers(void *arg, int64_t begin, int64_t end) {
   }
 }
 
+static void stats_add(ei__qeval_stats *st, uint8_t *classes, int64_t ncls, const float *x, const float *y, int64_t n,
+                      int64_t cols) {
+  double dot = 0, xx = 0, yy = 0, noise = 0;
+  for (int64_t r = 0; cols > 0 && r < n / cols; r++) {
+    const float *a = x + r * cols, *b = y + r * cols;
+    double rd = 0, rx = 0, ry = 0;
+    int64_t bf = 0, bq = 0;
+    for (int64_t k = 0; k < cols; k++) {
+      rd += (double)a[k] * b[k];
+      rx += (double)a[k] * a[k];
+      ry += (double)b[k] * b[k];
+      noise += ((double)a[k] - b[k]) * ((double)a[k] - b[k]);
+      if (a[k] > a[bf]) bf = k;
+      if (b[k] > b[bq]) bq = k;
+    }
+    st->cos_sum += rx > 0 && ry > 0 ? rd / sqrt(rx * ry) : (rx == ry ? 1 : 0);
+    st->rows++;
+    st->top1_same += bf == bq;
+    if (classes && bf < ncls && !classes[bf]) {
+      classes[bf] = 1;
+      st->distinct++;
+    }
+    dot += rd;
+    xx += rx;
+    yy += ry;
+  }
+  st->signal += xx;
+  st->noise += noise;
+  st->nsamples++;
+}
+
 static void compare_output(ei__qeval *e) {
   const ei__graph *fg = e->c->probe.g, *qg = e->q.g;
+  e->last_cosine = NAN;
   if (!fg->noutputs || !qg->noutputs) return;
   ei__tensor f, q;
   if (!ei__probe_value(&e->c->probe, fg->outputs[0], &f) || !ei__probe_value(&e->q, qg->outputs[0], &q)) return;
   int64_t n = ei__numel(&f);
   if (f.dtype != EI_FLOAT || q.dtype != EI_FLOAT || n != ei__numel(&q) || n == 0) return;
-  const float *x = f.data, *y = q.data;
-  double dot = 0, xx = 0, yy = 0, noise = 0;
-  for (int64_t k = 0; k < n; k++) {
-    dot += (double)x[k] * y[k];
-    xx += (double)x[k] * x[k];
-    yy += (double)y[k] * y[k];
-    noise += ((double)x[k] - y[k]) * ((double)x[k] - y[k]);
-  }
-  e->out_signal += xx;
-  e->out_noise += noise;
-  e->cos_sum += xx > 0 && yy > 0 ? dot / sqrt(xx * yy) : (xx == yy ? 1 : 0);
   int64_t cols = f.rank ? f.dims[f.rank - 1] : 1;
-  for (int64_t r = 0; cols > 0 && r < n / cols; r++) {
-    int64_t bf = 0, bq = 0;
-    for (int64_t k = 1; k < cols; k++) {
-      if (x[r * cols + k] > x[r * cols + bf]) bf = k;
-      if (y[r * cols + k] > y[r * cols + bq]) bq = k;
-    }
-    e->top1_same += bf == bq;
+  if (!e->classes_all && cols > 0) {
+    e->classes_all = ei__calloc((size_t)cols + 1, 1);
+    e->classes_in = ei__calloc((size_t)cols + 1, 1);
+    e->ncls = e->classes_all && e->classes_in ? cols : 0;
   }
+  double before = e->all.cos_sum;
+  int64_t rows = e->all.rows;
+  stats_add(&e->all, e->classes_all, e->ncls, f.data, q.data, n, cols);
+  if (e->all.rows > rows) e->last_cosine = (e->all.cos_sum - before) / (double)(e->all.rows - rows);
+  if (e->last_in) stats_add(&e->in, e->classes_in, e->ncls, f.data, q.data, n, cols);
 }
 
 ei_status ei__qeval_add(ei__qeval *e, int ninputs, const ei_tensor *inputs, char *err, size_t errlen) {
   ei_status s = ei__probe_run(&e->c->probe, ninputs, inputs, err, errlen);
   if (!s) s = ei__probe_run(&e->q, ninputs, inputs, err, errlen);
   if (s) return s;
-  layer_job job = {e};
-  ei__parallel_for(e->q.pool, e->m->nlayers, 1, compare_layers, &job);
+  e->last_distance = ei__calib_regime_distance(e->c, &e->c->probe);
+  e->last_in = !(e->screen_log2 > 0) || e->last_distance <= e->screen_log2;
+  if (e->last_in) {
+    layer_job job = {e};
+    ei__parallel_for(e->q.pool, e->m->nlayers, 1, compare_layers, &job);
+  }
   compare_output(e);
   e->nsamples++;
   return EI_OK;
@@ -1075,8 +1152,8 @@ double ei__qeval_layer_sqnr(const ei__qeval *e, int l) {
   return sqnr_db(e->signal[l], e->noise[l]);
 }
 
-void ei__qeval_output(const ei__qeval *e, double *sqnr, double *cosine, int64_t *top1_same) {
-  *sqnr = e->nsamples ? sqnr_db(e->out_signal, e->out_noise) : NAN;
-  *cosine = e->nsamples ? e->cos_sum / e->nsamples : NAN;
-  *top1_same = e->top1_same;
+void ei__qeval_output(const ei__qeval_stats *st, double *sqnr, double *cosine, int64_t *top1_same) {
+  *sqnr = st->nsamples ? sqnr_db(st->signal, st->noise) : NAN;
+  *cosine = st->rows ? st->cos_sum / (double)st->rows : NAN;
+  *top1_same = st->top1_same;
 }
