@@ -11,6 +11,7 @@ static const char *usage =
     "  bench MODEL        latency percentiles, images/s, peak memory\n"
     "  conformance PATH   run ONNX backend test cases\n"
     "  quantize MODEL     post-training static INT8 quantization into a QDQ ONNX model\n"
+    "  serve --repo DIR   KServe v2 inference server (REST on HTTP/1.1 and HTTP/2, gRPC)\n"
     "  version            print the version and kernel level\n"
     "Run 'edgeinfer COMMAND --help' for a command's options.\n";
 
@@ -25,6 +26,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
   if (!strcmp(cmd, "conformance")) return cmd_conformance(argc - 1, argv + 1);
   if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+  if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
   if (!strcmp(cmd, "isa-levels")) { /* every kernel level this CPU can run, for tests */
     static const char *const all[] = {"ref", "avx2", "avxvnni", "avx512", "avx512vnni", "neon", "dotprod"};
     for (int i = 0; i < 7; i++)

@@ -42,6 +42,11 @@ struct ei__http_exchange {
   void *handler_data;
 
   void *transport;          /* private */
+
+  /* set by the handler (optional; additive): the model and version for the access log line, valid until the
+   * handler releases x */
+  const char *log_model;
+  const char *log_version;
 };
 
 /* A request header's value (case-insensitive name), or NULL. */

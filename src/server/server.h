@@ -247,6 +247,10 @@ typedef struct ei__srv_model_stats {
   ei__srv_duration success, fail, queue, compute_input, compute_infer, compute_output;
   int nbatch;
   ei__srv_batch_stats batch[64];
+  /* edgeinfer additions (not in Triton's shape): failures by cause, counted in fail too */
+  uint64_t fail_deadline;  /* deadline passed while queued: never executed */
+  uint64_t fail_cancelled; /* the client went away while queued */
+  uint64_t fail_exhausted; /* refused: the model's queue was full */
 } ei__srv_model_stats;
 /* name NULL or "": every model; version NULL or "": every loaded version. Returns the count, fills up to cap. */
 int ei__srv_stats(ei__server *s, const char *name, const char *version, ei__srv_model_stats *out, int cap,
