@@ -680,6 +680,27 @@ static void run_level(ei_threadpool *pool) {
     make_act(&cc.act, i % NACT);
     test_conv_case(&cc, (i & 1) ? pool : NULL, "dw-plane");
   }
+  /* 3x3 depthwise whole-plane kernel (dw3_plane): equal strides 1 / 2, every padding 0..2 on each side, narrow
+   * and wide rows (border vectors on both sides, one partial vector, several full ones), every activation. */
+  for (int i = 0; i < 80; i++) {
+    memset(&cc, 0, sizeof cc);
+    cc.S = 2;
+    cc.N = rnd_int(1, 2);
+    cc.group = cc.C = cc.M = rnd_int(1, 12);
+    cc.k[0] = cc.k[1] = 3;
+    cc.s[0] = cc.s[1] = rnd_int(1, 2);
+    cc.d[0] = cc.d[1] = 1;
+    for (int p = 0; p < 4; p++) cc.pads[p] = rnd_int(0, 4) ? 1 : rnd_int(0, 2);
+    cc.auto_pad = rnd_int(0, 5) ? NULL : "SAME_UPPER";
+    cc.in[0] = rnd_int(1, 3) == 1 ? rnd_int(1, 6) : rnd_int(17, 40);
+    cc.in[1] = rnd_int(0, 2) ? rnd_int(17, 120) : rnd_int(1, 16);
+    for (int a = 0; a < 2; a++)
+      if (cc.in[a] + (cc.auto_pad ? 2 : cc.pads[a] + cc.pads[a + 2]) < 3) cc.in[a] = 3;
+    cc.has_bias = rnd_int(0, 1);
+    cc.want_path = EI_CONV_DW;
+    make_act(&cc.act, i % NACT);
+    test_conv_case(&cc, (i & 1) ? pool : NULL, "dw3-plane");
+  }
   /* Winograd F(2x2, 3x3): 3x3 stride 1, >= 16 channels, odd and even sizes, every padding, more than 128
    * output channels (several passes of a task), wide images (16-tile rows), every activation. */
   for (int i = 0; i < 40; i++) {

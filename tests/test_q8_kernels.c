@@ -242,6 +242,7 @@ typedef struct qc_case {
   int has_bias;
   int tie_scales;   /* scales that make many exact .5 ties */
   int extreme;      /* 1: y_scale 0 (infinite multipliers), 2: NaN x_scale, 3: full-range int32 bias (wraps) */
+  int runtime_q;    /* scales, zero points and bias are graph inputs (not constants): no epilogue cached at init */
   ei__act act;
 } qc_case;
 
@@ -309,6 +310,9 @@ static void run_qconv_case(const qc_case *cc, const char *name) {
     in[8] = cc->has_bias ? mk(EI_INT32, 1, &cc->M, b, 1) : absent();
     nin = 9;
   }
+  if (cc->runtime_q)
+    for (int i = 1; i < nin; i++)
+      if (i != (cc->integer ? 1 : 3)) in[i].is_const = 0;
   tattr at[6];
   int nat = 0;
   memset(at, 0, sizeof at);
@@ -331,14 +335,14 @@ static void run_qconv_case(const qc_case *cc, const char *name) {
   char label[512];
   snprintf(label, sizeof label,
            "%s %s S=%d N=%lld C=%lld M=%lld g=%lld in=%lldx%lld k=%lldx%lld s=%lldx%lld d=%lldx%lld "
-           "pads=%lld,%lld,%lld,%lld%s%s x=%s w=%s y=%s pc=%d wz=%d bias=%d ties=%d extreme=%d act=%d",
+           "pads=%lld,%lld,%lld,%lld%s%s x=%s w=%s y=%s pc=%d wz=%d bias=%d ties=%d extreme=%d act=%d rtq=%d",
            name, cc->integer ? "ConvInteger" : "QLinearConv", S, (long long)cc->N, (long long)cc->C,
            (long long)cc->M, (long long)cc->group, (long long)cc->in[0], (long long)cc->in[1], (long long)cc->k[0],
            (long long)cc->k[1], (long long)cc->s[0], (long long)cc->s[1], (long long)cc->d[0], (long long)cc->d[1],
            (long long)cc->pads[0], (long long)cc->pads[1], (long long)cc->pads[2], (long long)cc->pads[3],
            cc->auto_pad ? " auto_pad=" : "", cc->auto_pad ? cc->auto_pad : "", ei_dtype_name(cc->xt),
            ei_dtype_name(cc->wt), ei_dtype_name(cc->yt), cc->per_channel, cc->wz_nonzero, cc->has_bias,
-           cc->tie_scales, cc->extreme, (int)cc->act.kind);
+           cc->tie_scales, cc->extreme, (int)cc->act.kind, cc->runtime_q);
   compare_levels(label, cc->integer ? "ConvInteger" : "QLinearConv", "", in, nin, at, nat, cc->integer ? (ei__act){0, 0, 0} : cc->act, 1);
   free(x);
   free(w);
@@ -402,6 +406,7 @@ static void random_qconv(int count) {
     c.has_bias = rint_in(0, 3) != 0;
     c.tie_scales = rint_in(0, 2) == 0;
     c.act = rand_act();
+    c.runtime_q = rint_in(0, 9) == 0;
     run_qconv_case(&c, "random");
   }
 }
@@ -420,6 +425,8 @@ static void named_qconv(void) {
       /* small planes with channels in multiples of 16: the channels-as-lanes tiles where a level has them */
       {"cl-7x7", 64, 32, 1, 7, 3, 1, 1},    {"cl-14s2", 32, 80, 1, 14, 3, 2, 1}, {"cl-1x1s2", 256, 48, 1, 13, 1, 2, 0},
       {"cl-grouped", 64, 64, 2, 9, 3, 1, 1}, {"cl-5x5", 48, 144, 1, 5, 3, 1, 1},
+      /* 1x1 stride 1 without padding: staged by whole interleaved planes (runs of 8192 pixels, odd tails) */
+      {"1x1s1-plane", 19, 24, 1, 101, 1, 1, 0}, {"1x1s1-grouped", 12, 8, 2, 13, 1, 1, 0},
   };
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
     for (int combo = 0; combo < 8; combo++) {
@@ -448,6 +455,71 @@ static void named_qconv(void) {
       c.integer = combo == 7;
       run_qconv_case(&c, sh->name);
     }
+}
+
+/* Depthwise convs (group == C, channel multiplier 1 or 2) as the direct depthwise kernels see them: weight zero
+ * points 0 (int8 0, uint8 128) mostly, odd channel counts, kernel widths 1..4 (and 5, the staged kernel), every
+ * stride 1..3 and padding, row dilations, widths across several 16-pixel vectors with tails; then the mobilenet
+ * shapes. */
+static void random_dwconv(int count) {
+  for (int it = 0; it < count; it++) {
+    qc_case c;
+    memset(&c, 0, sizeof c);
+    c.S = 2;
+    c.integer = rint_in(0, 7) == 0;
+    c.N = rint_in(1, 2);
+    c.group = c.C = rint_in(1, 37) | (it & 1);
+    c.M = c.C * (rint_in(0, 4) ? 1 : 2);
+    c.k[0] = rint_in(1, 5);
+    c.k[1] = rint_in(0, 9) ? rint_in(1, 4) : 5;
+    c.s[0] = rint_in(1, 3);
+    c.s[1] = rint_in(0, 5) ? rint_in(1, 2) : 3;
+    c.d[0] = rint_in(0, 4) ? 1 : 2;
+    c.d[1] = rint_in(0, 9) ? 1 : 2;
+    c.in[0] = rint_in(1, 30);
+    c.in[1] = rint_in(1, 75);
+    for (int i = 0; i < 2; i++) {
+      c.pads[i] = rint_in(0, c.k[i] > 3 ? 3 : c.k[i]);
+      c.pads[i + 2] = rint_in(0, c.k[i] > 3 ? 3 : c.k[i]);
+      const int64_t span = (c.k[i] - 1) * c.d[i] + 1;
+      if (c.in[i] + c.pads[i] + c.pads[i + 2] < span) c.in[i] = span;
+    }
+    c.xt = rand_q8();
+    c.wt = rand_q8();
+    c.yt = rand_q8();
+    c.per_channel = rint_in(0, 3) != 0;
+    c.wz_nonzero = rint_in(0, 7) == 0;
+    c.has_bias = rint_in(0, 3) != 0;
+    c.tie_scales = rint_in(0, 2) == 0;
+    c.act = rand_act();
+    c.runtime_q = rint_in(0, 5) == 0;
+    run_qconv_case(&c, "random-dw");
+  }
+  typedef struct dws {
+    int64_t C, in, s;
+  } dws;
+  static const dws mb[] = {{32, 112, 1}, {96, 112, 2}, {144, 56, 1}, {144, 56, 2}, {192, 28, 1},
+                           {192, 28, 2}, {384, 14, 1}, {576, 14, 2},  {960, 7, 1}};
+  for (size_t i = 0; i < sizeof mb / sizeof *mb; i++) {
+    qc_case c;
+    memset(&c, 0, sizeof c);
+    c.S = 2;
+    c.N = 1;
+    c.group = c.C = c.M = mb[i].C;
+    c.in[0] = c.in[1] = mb[i].in;
+    c.k[0] = c.k[1] = 3;
+    c.s[0] = c.s[1] = mb[i].s;
+    c.d[0] = c.d[1] = 1;
+    for (int k = 0; k < 4; k++) c.pads[k] = 1;
+    c.xt = i & 1 ? EI_INT8 : EI_UINT8;
+    c.wt = EI_INT8;
+    c.yt = c.xt;
+    c.per_channel = 1;
+    c.has_bias = 1;
+    c.tie_scales = i == 3;
+    c.act = i % 3 ? (ei__act){EI_ACT_CLIP, 0.f, 6.f} : (ei__act){EI_ACT_RELU, 0, 0};
+    run_qconv_case(&c, "mobilenet-dw");
+  }
 }
 
 /* Extreme scales (infinite and NaN multipliers saturate like the reference), accumulators that wrap, and shapes the
@@ -746,6 +818,8 @@ static void run_maxpool(int64_t N, int64_t C, int64_t H, int64_t W, int64_t k0, 
     }
     free(a.y);
   }
+  /* the MaxPool operator at every level (it hands uint8 / int8 planes to the kernel above) */
+  compare_levels(label, "MaxPool", "", in, 1, at, 4, (ei__act){0, 0, 0}, 0);
   free(ref);
   free(x);
 }
@@ -763,7 +837,50 @@ static void test_maxpool(void) {
   }
 }
 
+/* QuantizeLinear (float -> uint8 / int8) and DequantizeLinear (uint8 / int8 -> float), per tensor or per axis,
+ * with ties (x / scale = k + 0.5), NaN, infinities, values far outside the range and every tail length. */
+static void run_qdq(int64_t n0, int64_t n1, int64_t n2, int per_axis, ei_dtype t) {
+  const int64_t dims[3] = {n0, n1, n2}, nx = n0 * n1 * n2, nch = per_axis ? n1 : 1;
+  float *x = malloc(sizeof(float) * (size_t)nx + 4), *sc = malloc(sizeof(float) * (size_t)nch);
+  uint8_t *zp = malloc((size_t)nch), *q = malloc((size_t)nx + 1);
+  for (int64_t i = 0; i < nch; i++) {
+    sc[i] = rint_in(0, 2) ? rfloat(0.001f, 0.1f) : 1.f / (float)(1 << rint_in(0, 6));
+    zp[i] = rand_zp(t);
+  }
+  for (int64_t i = 0; i < nx; i++) {
+    const float s = sc[per_axis ? (i / n2) % n1 : 0];
+    switch (rint_in(0, 9)) {
+      case 0: x[i] = ((float)rint_in(-300, 300) + 0.5f) * s; break; /* ties */
+      case 1: x[i] = (float)rint_in(-100000, 100000); break;
+      case 2: x[i] = rint_in(0, 2) == 0 ? NAN : rint_in(0, 1) ? INFINITY : -INFINITY; break;
+      default: x[i] = rfloat(-200.f, 200.f) * s; break;
+    }
+  }
+  fill_bytes(q, nx, t, 1);
+  tattr at[1];
+  memset(at, 0, sizeof at);
+  at[0] = (tattr){"axis", EI_ATTR_INT, 1, 0, NULL, 0, {0}};
+  tin in[3] = {mk(EI_FLOAT, 3, dims, x, 0), mk(EI_FLOAT, per_axis, &nch, sc, 1), mk(t, per_axis, &nch, zp, 1)};
+  char label[256];
+  snprintf(label, sizeof label, "QuantizeLinear %lldx%lldx%lld per_axis=%d %s", (long long)n0, (long long)n1,
+           (long long)n2, per_axis, ei_dtype_name(t));
+  compare_levels(label, "QuantizeLinear", "", in, 3, at, 1, (ei__act){0, 0, 0}, 1);
+  in[0] = mk(t, 3, dims, q, 0);
+  snprintf(label, sizeof label, "DequantizeLinear %lldx%lldx%lld per_axis=%d %s", (long long)n0, (long long)n1,
+           (long long)n2, per_axis, ei_dtype_name(t));
+  compare_levels(label, "DequantizeLinear", "", in, 3, at, 1, (ei__act){0, 0, 0}, 1);
+  free(x);
+  free(sc);
+  free(zp);
+  free(q);
+}
+
 static void test_elementwise(void) {
+  for (int it = 0; it < 40; it++)
+    run_qdq(rint_in(1, 3), rint_in(1, 9), rint_in(1, 80), rint_in(0, 2) == 0, rand_q8());
+  run_qdq(1, 3, 224 * 224, 0, EI_UINT8);
+  run_qdq(2, 3, 5000, 1, EI_INT8);
+  run_qdq(1, 1, 1000, 0, EI_INT8);
   for (int it = 0; it < 60; it++) {
     const int64_t n0 = rint_in(1, 9), n1 = rint_in(1, 300);
     run_qadd(n0, n1, it % 4, rand_q8(), it % 3 == 0, rand_act());
@@ -797,6 +914,7 @@ int main(void) {
   printf("kernel levels tested:%s\n", g_nlevels ? levels : " (none: reference only)");
   named_qconv();
   random_qconv(300);
+  random_dwconv(200);
   extreme_qconv();
   random_qmm(240);
   test_elementwise();

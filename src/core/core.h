@@ -41,6 +41,15 @@ uint64_t ei__now_ns(void);
  * pool == NULL runs fn(arg, 0, n) on the caller. */
 typedef void (*ei__range_fn)(void *arg, int64_t begin, int64_t end);
 void ei__parallel_for(ei_threadpool *pool, int64_t n, int64_t min_chunk, ei__range_fn fn, void *arg);
+/* Counters since the pool was made (tests/test_threadpool.c): parallel regions, their chunks, chunks run by the
+ * caller and by workers, times the caller slept waiting for a chunk a worker had claimed. */
+typedef struct ei__pool_stats {
+  uint64_t regions, chunks, caller_chunks, worker_chunks, caller_sleeps;
+} ei__pool_stats;
+void ei__threadpool_stats(const ei_threadpool *pool, ei__pool_stats *s);
+/* Test hook: hook(arg, worker) runs on a worker (worker = 1) when it wakes for a region, before it claims any
+ * chunk, and on the caller (worker = 0) before its first chunk. NULL removes it. */
+void ei__threadpool_set_test_hook(ei_threadpool *pool, void (*hook)(void *arg, int worker), void *arg);
 
 /* ---- CPU features (src/core/cpu.c) ---- */
 typedef enum ei__isa {

@@ -1,6 +1,25 @@
 /* Thread pool: workers pinned to a CPU list, one parallel region at a time (callers queue FIFO through a
- * ticket), chunks handed out by an atomic counter. Idle waits spin a bounded number of times and then sleep on a
- * futex, so an idle pool burns no CPU and 2 shared cores don't collapse under oversubscription. */
+ * ticket), work claimed dynamically in chunks.
+ *
+ * How a region runs (ei__parallel_for):
+ *  - [0, n) is cut into at most 4 chunks per thread (never smaller than min_chunk). The region is published as
+ *    one 64-bit claim word: generation (32 bits) | chunk count (16) | next chunk (16). Every thread, the caller
+ *    included, takes chunks by compare-and-swap on that word until none is left; the generation makes a stale
+ *    claim (a worker that read the word of an earlier region) fail, so nobody runs a chunk with another region's
+ *    function.
+ *  - The caller returns when every chunk has been *run* (a counter of finished chunks), not when every worker has
+ *    shown up: a worker that is descheduled, slow to wake or busy elsewhere and has not claimed a chunk is never
+ *    waited for; when it gets the CPU it finds no chunk left and goes back to waiting. The only thing the caller
+ *    waits for is a chunk a worker has claimed and not finished. So with 2 threads on 1 free CPU (taskset, another
+ *    process burning the other core) a region costs about what it costs on 1 thread, plus a context switch.
+ *  - Waiting is bounded. An idle worker polls (`pause`) for ~SPIN_NS, then polls with sched_yield (which hands a
+ *    shared CPU to a thread that has work, e.g. the caller when both are pinned to one core) up to YIELD_NS, then
+ *    sleeps on a futex. The caller waiting for claimed chunks (and a caller waiting for its ticket) polls for
+ *    ~SPIN_NS and then sleeps on a futex: no yield there, since on a busy machine a yield can hand the CPU to
+ *    another process for a whole time slice, while a futex wake-up gets the CPU back quickly. Futex wakes are only
+ *    issued when somebody sleeps (counted), so a busy region costs no system call. An idle pool burns no CPU.
+ * Counters (ei__threadpool_stats) and a test hook (ei__threadpool_set_test_hook) let tests check this without
+ * timing (tests/test_threadpool.c). */
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -12,22 +31,33 @@
 
 #include "core/core.h"
 
-#define SPIN_ITERS 4000
+#define SPIN_NS 4000u    /* pure polling */
+#define YIELD_NS 100000u /* then polling with sched_yield, then futex sleep */
+#define CHUNKS_PER_THREAD 4
+#define MAX_CHUNKS 0xffff
 
 struct ei_threadpool {
   int nthreads; /* including the calling thread */
   pthread_t *threads;
   int nworkers_started;
-  _Atomic uint32_t gen;      /* futex word: bumped for every region and at shutdown */
-  _Atomic uint32_t pending;  /* futex word: workers still inside the current region */
+  int *cpus;
+  _Atomic int stop;
+  _Atomic uint32_t post;       /* futex word: bumped for every region and at shutdown */
+  _Atomic uint32_t sleepers;   /* workers asleep (or going to sleep) on post */
   _Atomic uint32_t ticket_next, ticket_serving; /* FIFO admission of callers */
-  int stop;
+  _Atomic uint32_t ticket_sleepers;
   /* current region */
+  _Atomic uint64_t claim;      /* gen << 32 | nchunks << 16 | next chunk */
+  _Atomic uint32_t done;       /* futex word: chunks finished in the current region */
+  _Atomic uint32_t caller_sleeping;
+  uint32_t gen;
   ei__range_fn fn;
   void *arg;
   int64_t n, chunk;
-  _Atomic int64_t next;
-  int *cpus;
+  /* statistics and test hook */
+  _Atomic uint64_t st_regions, st_chunks, st_caller_chunks, st_worker_chunks, st_caller_sleeps;
+  void (*hook)(void *hook_arg, int worker);
+  void *hook_arg;
 };
 
 static _Thread_local int tl_in_pool;
@@ -46,34 +76,58 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Waits until *addr != val: bounded spin, then futex sleep. */
-static void wait_change(_Atomic uint32_t *addr, uint32_t val) {
-  for (int i = 0; i < SPIN_ITERS; i++) {
-    if (atomic_load_explicit(addr, memory_order_acquire) != val) return;
-    cpu_relax();
+/* Polls until *addr != val for at most SPIN_NS, then (yield_ns) with sched_yield between polls for up to
+ * yield_ns more; returns 1 if it changed. */
+static int poll_change(_Atomic uint32_t *addr, uint32_t val, uint64_t yield_ns) {
+  const uint64_t t0 = ei__now_ns();
+  for (;;) {
+    for (int k = 0; k < 8; k++) {
+      if (atomic_load_explicit(addr, memory_order_acquire) != val) return 1;
+      cpu_relax();
+    }
+    const uint64_t dt = ei__now_ns() - t0;
+    if (dt > SPIN_NS + yield_ns) return 0;
+    if (dt > SPIN_NS) sched_yield();
   }
-  while (atomic_load_explicit(addr, memory_order_acquire) == val) futex_wait(addr, val);
 }
 
-static void run_chunks(ei_threadpool *p) {
+/* Waits until *addr != val: bounded polling, then futex sleep (counted in *sleepers so wakers know). */
+static void wait_change(_Atomic uint32_t *addr, uint32_t val, _Atomic uint32_t *sleepers, uint64_t yield_ns) {
+  if (poll_change(addr, val, yield_ns)) return;
+  atomic_fetch_add(sleepers, 1);
+  while (atomic_load(addr) == val) futex_wait(addr, val);
+  atomic_fetch_sub(sleepers, 1);
+}
+
+/* Takes chunks of the current region until none is left. */
+static void run_chunks(ei_threadpool *p, int worker) {
+  uint64_t w = atomic_load_explicit(&p->claim, memory_order_acquire);
   for (;;) {
-    int64_t b = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed);
-    if (b >= p->n) break;
-    int64_t e = b + p->chunk < p->n ? b + p->chunk : p->n;
+    const uint32_t idx = (uint32_t)(w & 0xffff), nch = (uint32_t)((w >> 16) & 0xffff);
+    if (idx >= nch) break;
+    if (!atomic_compare_exchange_weak_explicit(&p->claim, &w, w + 1, memory_order_acq_rel, memory_order_acquire))
+      continue;
+    /* chunk idx of this region is ours: the region cannot end before we finish it, its fields are stable */
+    const int64_t b = (int64_t)idx * p->chunk, e = b + p->chunk < p->n ? b + p->chunk : p->n;
     p->fn(p->arg, b, e);
+    /* counted before `done`: once the caller sees every chunk done, the counters include them */
+    atomic_fetch_add_explicit(worker ? &p->st_worker_chunks : &p->st_caller_chunks, 1, memory_order_relaxed);
+    if (atomic_fetch_add(&p->done, 1) + 1 == nch && worker && atomic_load(&p->caller_sleeping))
+      futex_wake(&p->done, 1);
+    w = atomic_load_explicit(&p->claim, memory_order_acquire);
   }
 }
 
 static void *worker(void *arg) {
   ei_threadpool *p = arg;
   tl_in_pool = 1;
-  uint32_t seen = 0; /* gen at creation: a region (or stop) posted before this thread got here is not missed */
+  uint32_t seen = 0; /* post at creation: a region (or stop) posted before this thread got here is not missed */
   for (;;) {
-    wait_change(&p->gen, seen);
-    seen = atomic_load_explicit(&p->gen, memory_order_acquire);
-    if (p->stop) break;
-    run_chunks(p);
-    if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) futex_wake(&p->pending, 1);
+    wait_change(&p->post, seen, &p->sleepers, YIELD_NS);
+    seen = atomic_load_explicit(&p->post, memory_order_acquire);
+    if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+    if (p->hook) p->hook(p->hook_arg, 1);
+    run_chunks(p, 1);
   }
   return NULL;
 }
@@ -128,13 +182,29 @@ int ei_threadpool_size(const ei_threadpool *p) { return p ? p->nthreads : 1; }
 
 void ei_threadpool_destroy(ei_threadpool *p) {
   if (!p) return;
-  p->stop = 1;
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-  futex_wake(&p->gen, INT32_MAX);
+  atomic_store_explicit(&p->stop, 1, memory_order_release);
+  atomic_fetch_add(&p->post, 1);
+  futex_wake(&p->post, INT32_MAX);
   for (int i = 1; i <= p->nworkers_started; i++) pthread_join(p->threads[i], NULL);
   ei__free(p->threads);
   ei__free(p->cpus);
   ei__free(p);
+}
+
+void ei__threadpool_stats(const ei_threadpool *p, ei__pool_stats *s) {
+  memset(s, 0, sizeof *s);
+  if (!p) return;
+  s->regions = atomic_load(&((ei_threadpool *)p)->st_regions);
+  s->chunks = atomic_load(&((ei_threadpool *)p)->st_chunks);
+  s->caller_chunks = atomic_load(&((ei_threadpool *)p)->st_caller_chunks);
+  s->worker_chunks = atomic_load(&((ei_threadpool *)p)->st_worker_chunks);
+  s->caller_sleeps = atomic_load(&((ei_threadpool *)p)->st_caller_sleeps);
+}
+
+void ei__threadpool_set_test_hook(ei_threadpool *p, void (*hook)(void *arg, int worker), void *arg) {
+  if (!p) return;
+  p->hook = hook;
+  p->hook_arg = arg;
 }
 
 void ei__parallel_for(ei_threadpool *p, int64_t n, int64_t min_chunk, ei__range_fn fn, void *arg) {
@@ -145,31 +215,42 @@ void ei__parallel_for(ei_threadpool *p, int64_t n, int64_t min_chunk, ei__range_
     return;
   }
   /* FIFO admission: one region at a time. */
-  uint32_t my = atomic_fetch_add_explicit(&p->ticket_next, 1, memory_order_relaxed);
+  const uint32_t my = atomic_fetch_add_explicit(&p->ticket_next, 1, memory_order_relaxed);
   for (;;) {
-    uint32_t s = atomic_load_explicit(&p->ticket_serving, memory_order_acquire);
+    const uint32_t s = atomic_load_explicit(&p->ticket_serving, memory_order_acquire);
     if (s == my) break;
-    wait_change(&p->ticket_serving, s);
+    wait_change(&p->ticket_serving, s, &p->ticket_sleepers, 0);
   }
-  int64_t chunks = (int64_t)p->nthreads * 4;
+  int64_t chunks = (int64_t)p->nthreads * CHUNKS_PER_THREAD;
+  if (chunks > MAX_CHUNKS) chunks = MAX_CHUNKS;
   int64_t chunk = (n + chunks - 1) / chunks;
   if (chunk < min_chunk) chunk = min_chunk;
+  const uint32_t nch = (uint32_t)((n + chunk - 1) / chunk);
   p->fn = fn;
   p->arg = arg;
   p->n = n;
   p->chunk = chunk;
-  atomic_store_explicit(&p->next, 0, memory_order_relaxed);
-  atomic_store_explicit(&p->pending, (uint32_t)(p->nthreads - 1), memory_order_relaxed);
-  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-  futex_wake(&p->gen, INT32_MAX);
+  p->gen++;
+  atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->claim, (uint64_t)p->gen << 32 | (uint64_t)nch << 16, memory_order_release);
+  atomic_fetch_add(&p->post, 1);
+  if (atomic_load(&p->sleepers)) futex_wake(&p->post, INT32_MAX);
+  atomic_fetch_add_explicit(&p->st_regions, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&p->st_chunks, nch, memory_order_relaxed);
   tl_in_pool = 1;
-  run_chunks(p);
+  if (p->hook) p->hook(p->hook_arg, 0);
+  run_chunks(p, 0);
   tl_in_pool = 0;
+  /* Every chunk is claimed: wait for the ones still running on workers (none that was never started). */
   for (;;) {
-    uint32_t left = atomic_load_explicit(&p->pending, memory_order_acquire);
-    if (!left) break;
-    wait_change(&p->pending, left);
+    const uint32_t d = atomic_load_explicit(&p->done, memory_order_acquire);
+    if (d == nch) break;
+    if (poll_change(&p->done, d, 0)) continue;
+    atomic_store(&p->caller_sleeping, 1);
+    atomic_fetch_add_explicit(&p->st_caller_sleeps, 1, memory_order_relaxed);
+    if (atomic_load(&p->done) == d) futex_wait(&p->done, d);
+    atomic_store(&p->caller_sleeping, 0);
   }
-  atomic_fetch_add_explicit(&p->ticket_serving, 1, memory_order_release);
-  futex_wake(&p->ticket_serving, INT32_MAX);
+  atomic_fetch_add(&p->ticket_serving, 1);
+  if (atomic_load(&p->ticket_sleepers)) futex_wake(&p->ticket_serving, INT32_MAX);
 }

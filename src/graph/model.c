@@ -52,8 +52,10 @@ static void model_stats(ei_model *m) {
   for (int i = 0; i < g->nnodes; i++) m->weight_bytes += g->nodes[i].params_bytes;
 }
 
-ei_status ei_model_load_memory(const void *data, size_t size, const char *base_dir, const ei_model_options *opt,
-                               ei_model **out, char *err, size_t errlen) {
+/* drop_pages: data is our own read-only file mapping, whose pages can leave memory once import has copied what it
+ * needs (they would be re-read from the file if touched again), so the load's peak does not hold the file too. */
+static ei_status load_memory(const void *data, size_t size, const char *base_dir, const ei_model_options *opt,
+                             int drop_pages, ei_model **out, char *err, size_t errlen) {
   if (err && errlen) err[0] = 0;
   if (!out || (!data && size)) return ei__err(err, errlen, EI_E_INVALID_ARGUMENT, "ei_model_load_memory: NULL argument");
   *out = NULL;
@@ -65,6 +67,7 @@ ei_status ei_model_load_memory(const void *data, size_t size, const char *base_d
     ei_model_options_init(&m->opt);
   ei_status s = ei__onnx_import(data, size, base_dir, &m->g, err, errlen);
   if (s) goto fail;
+  if (drop_pages && size) madvise((void *)data, size, MADV_DONTNEED);
   /* Constant folding may not make a tensor larger than a plan may hold. */
   ei__prepare_options po = {.optimize = m->opt.optimize, .fuse_acts = ~0u, .max_fold_bytes = m->opt.max_arena_bytes};
   if ((s = ei__graph_prepare_ex(m->g, &po, err, errlen))) goto fail;
@@ -75,6 +78,11 @@ fail:
   if (s == EI_E_NOMEM && err && errlen && !err[0]) ei__err(err, errlen, s, "out of memory loading the model");
   ei_model_destroy(m);
   return s;
+}
+
+ei_status ei_model_load_memory(const void *data, size_t size, const char *base_dir, const ei_model_options *opt,
+                               ei_model **out, char *err, size_t errlen) {
+  return load_memory(data, size, base_dir, opt, 0, out, err, errlen);
 }
 
 ei_status ei_model_load(const char *path, const ei_model_options *opt, ei_model **out, char *err, size_t errlen) {
@@ -99,7 +107,7 @@ ei_status ei_model_load(const char *path, const ei_model_options *opt, ei_model 
   close(fd);
   char dir[PATH_MAX];
   snprintf(dir, sizeof dir, "%s", path);
-  ei_status s = ei_model_load_memory(map, size, dirname(dir), opt, out, err, errlen);
+  ei_status s = load_memory(map, size, dirname(dir), opt, 1, out, err, errlen);
   if (map) munmap(map, size); /* the model holds its own packed copy of everything it needs */
   if (s && err && errlen) {
     char tmp[1024];

@@ -373,10 +373,39 @@ ei_status ei__graph_prepare_ex(ei__graph *g, const ei__prepare_options *o, char 
   if ((s = ei__pass_dead_code(g, err, errlen))) return s;
   compact(g);
   mark_shape_inputs(g);
+  /* Uses of each value by node inputs, tensor attributes and graph outputs: a constant whose last use is packed by
+   * its node's init is freed right there, so the load's peak holds the raw and packed copies of one layer, not of
+   * the whole model. */
+  int *uses = o->keep_constants ? NULL : ei__calloc((size_t)g->nvalues + 1, sizeof *uses);
+  if (uses) {
+    for (int i = 0; i < g->nnodes; i++) {
+      const ei__node *n = &g->nodes[i];
+      for (int k = 0; k < n->nin; k++)
+        if (n->in[k] >= 0) uses[n->in[k]]++;
+      for (int a = 0; a < n->nattrs; a++)
+        if (n->attrs[a].type == EI_ATTR_TENSOR) uses[n->attrs[a].tensor_value]++;
+    }
+    for (int v = 0; v < g->noutputs; v++) uses[g->outputs[v]]++;
+  }
   for (int i = 0; i < g->nnodes; i++) {
     ei__node *n = &g->nodes[i];
-    if (n->op->init && (s = n->op->init(g, n, err, errlen))) return s;
+    if (n->op->init && (s = n->op->init(g, n, err, errlen))) {
+      ei__free(uses);
+      return s;
+    }
+    for (int k = 0; uses && k < n->nin && k < 32; k++) {
+      int v = n->in[k];
+      if (v < 0 || !((n->packed_inputs >> k) & 1) || --uses[v]) continue;
+      ei__value *val = &g->values[v];
+      if (val->is_const && val->data) {
+        ei__free(val->data);
+        val->data = NULL;
+        val->nbytes = 0;
+        val->is_const = 2;
+      }
+    }
   }
+  ei__free(uses);
   if (!o->keep_constants) release_constants(g);
   g->prepared = 1;
   return EI_OK;

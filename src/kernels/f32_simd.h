@@ -35,6 +35,21 @@ typedef struct ei__f32_dw_plane {
   const uint64_t (*valid)[EI_F32_DW_PLANE_MAX / 64]; /* [taps] bitmaps over the outputs */
 } ei__f32_dw_plane;
 
+#define EI_F32_DW3_MAXW 1024 /* widest input row (W + left pad) of the whole-plane 3x3 depthwise kernel */
+
+/* One whole output plane of a 3x3 depthwise convolution, stride 1 or 2 (both axes), no dilation, any padding
+ * (pt, pl <= 2, bottom/right any) and input width W + pl <= EI_F32_DW3_MAXW. Each input row is copied once into
+ * a small zero-padded ring of 3 rows on the stack (stride 2: split into its even and odd columns), so every tap
+ * of every output vector is one plain vector load: no border cases, no per-row calls. */
+typedef struct ei__f32_dw3 {
+  const float *x;   /* input plane H x W */
+  const float *w;   /* the channel's 9 taps */
+  float bias;
+  const ei__act *act; /* fused activation (Sigmoid left to the caller) */
+  int64_t H, W, OH, OW, pt, pl;
+  int S;
+} ei__f32_dw3;
+
 /* One output row of a 2-D max pool, interior columns only, like ei__f32_dw_row (kernel kw x kh, stride sw). */
 typedef struct ei__f32_pool_row {
   const float *rows[EI_F32_DW_MAX_KH]; /* the input rows of the window (none in the padding) */
@@ -52,6 +67,9 @@ typedef struct ei__f32_simd {
   int dw_any_columns;
   /* y[p] = act(bias + sum over taps) for p < P; NULL on levels without masked loads. */
   void (*dw_plane)(const ei__f32_dw_plane *d, float *y);
+  /* y[p] = act(bias + 3x3 taps) for the whole OH x OW plane (ei__f32_dw3). */
+  void (*dw3_plane)(const ei__f32_dw3 *d, float *y);
+  int dw3_max_stride; /* the strides (1 .. this) where dw3_plane beats the row kernels */
   /* y[ox] = max over the window, ox in [lo, hi). */
   void (*maxpool_row)(const ei__f32_pool_row *p, float *y, int64_t lo, int64_t hi);
   /* im2col of one panel of 16 output pixels: dst[k*16 + t] = src[koff[k] + off[t]] for k < kc, t < cnt, and 0

@@ -429,10 +429,150 @@ static void add_n(const float *a, const float *b, int b_scalar, float *y, int64_
   }
 }
 
+/* ---- whole-plane 3x3 depthwise (ei__f32_dw3); an ISA file may bring its own (DW3_PLANE) ---- */
+#ifndef DW3_PLANE
+
+#define DW3_ROW (EI_F32_DW3_MAXW + 8 * 64 + 16) /* a padded row, room for the last vectors' over-reads; the odd
+                                                 * extra 64 bytes keep the ring's rows off 4 KiB aliasing */
+
+/* Input row iy as a zero-padded row: r[c] = x[iy][c - pl] (0 outside the row) for c < n; vector stores only
+ * (r has VW floats of slack past n). */
+static void dw3_pad_row(const ei__f32_dw3 *d, int64_t iy, float *r, int64_t n) {
+  const float *src = d->x + iy * d->W;
+  const int64_t a = d->pl < n ? d->pl : n, b = d->pl + d->W < n ? d->pl + d->W : n, len = b - a;
+  const VF z = VSET1(0.f);
+  for (int64_t c = 0; c < a; c += VW) VSTORE(r + c, z);
+  int64_t i = 0;
+  for (; i + VW <= len; i += VW) VSTORE(r + a + i, VLOAD(src + i));
+  if (i < len && len >= VW) { /* the last vector overlaps the previous one */
+    VSTORE(r + a + len - VW, VLOAD(src + len - VW));
+    i = len;
+  }
+  for (; i < len; i++) r[a + i] = src[i];
+  for (int64_t c = b > a ? b : a; c < n; c += VW) VSTORE(r + c, z);
+}
+
+/* Stores v's first n (1..VW) lanes at y. */
+static inline __attribute__((always_inline)) void dw3_store(float *y, VF v, int64_t n) {
+  if (n >= VW) {
+    VSTORE(y, v);
+  } else {
+#ifdef VHAVE_MASK
+    VSTOREN(y, v, (int)n);
+#else
+    float tmp[VW];
+    VSTORE(tmp, v);
+    for (int64_t i = 0; i < n; i++) y[i] = tmp[i];
+#endif
+  }
+}
+
+/* One output row: tap (ki, kj) of output column o reads r_ki[o + off_kj]. */
+static inline __attribute__((always_inline)) void dw3_row(const float *r0, const float *r1, const float *r2,
+                                                          const int64_t o1, const int64_t o2, const float *wt,
+                                                          VF bias, const act_regs *ar, float *y, int64_t OW) {
+  const VF w0 = VSET1(wt[0]), w1 = VSET1(wt[1]), w2 = VSET1(wt[2]), w3 = VSET1(wt[3]), w4 = VSET1(wt[4]),
+           w5 = VSET1(wt[5]), w6 = VSET1(wt[6]), w7 = VSET1(wt[7]), w8 = VSET1(wt[8]);
+#define DW3_ACC(acc, o)                                                                                   \
+  do {                                                                                                    \
+    acc = VFMA(w0, VLOAD(r0 + (o)), acc);                                                                 \
+    acc = VFMA(w1, VLOAD(r0 + (o) + o1), acc);                                                            \
+    acc = VFMA(w2, VLOAD(r0 + (o) + o2), acc);                                                            \
+    acc = VFMA(w3, VLOAD(r1 + (o)), acc);                                                                 \
+    acc = VFMA(w4, VLOAD(r1 + (o) + o1), acc);                                                            \
+    acc = VFMA(w5, VLOAD(r1 + (o) + o2), acc);                                                            \
+    acc = VFMA(w6, VLOAD(r2 + (o)), acc);                                                                 \
+    acc = VFMA(w7, VLOAD(r2 + (o) + o1), acc);                                                            \
+    acc = VFMA(w8, VLOAD(r2 + (o) + o2), acc);                                                            \
+  } while (0)
+  int64_t ox = 0;
+  for (; ox + 3 * VW < OW; ox += 4 * VW) {
+    VF a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+    DW3_ACC(a0, ox);
+    DW3_ACC(a1, ox + VW);
+    DW3_ACC(a2, ox + 2 * VW);
+    DW3_ACC(a3, ox + 3 * VW);
+    VSTORE(y + ox, act_vec(a0, ar));
+    VSTORE(y + ox + VW, act_vec(a1, ar));
+    VSTORE(y + ox + 2 * VW, act_vec(a2, ar));
+    dw3_store(y + ox + 3 * VW, act_vec(a3, ar), OW - ox - 3 * VW);
+  }
+  for (; ox + VW < OW; ox += 2 * VW) {
+    VF a0 = bias, a1 = bias;
+    DW3_ACC(a0, ox);
+    DW3_ACC(a1, ox + VW);
+    VSTORE(y + ox, act_vec(a0, ar));
+    dw3_store(y + ox + VW, act_vec(a1, ar), OW - ox - VW);
+  }
+  if (ox < OW) {
+    VF a0 = bias;
+    DW3_ACC(a0, ox);
+    dw3_store(y + ox, act_vec(a0, ar), OW - ox);
+  }
+#undef DW3_ACC
+}
+
+/* The ring of padded input rows of dw3_plane: slot iy % DW3_RING holds row held[slot]; each row is made one output
+ * row before it is first read (a vector load right after the narrower or misaligned stores that wrote it would
+ * miss store-to-load forwarding and stall). */
+#define DW3_RING 6
+typedef struct dw3_ring {
+  float rows[(DW3_RING + 1) * DW3_ROW]; /* row k at k * stride; the last one zeros (rows in the padding) */
+  float pad[2 * DW3_ROW];
+  int64_t held[DW3_RING];
+  int64_t OWv, half, used, stride;
+} dw3_ring;
+
+static const float *dw3_get(const ei__f32_dw3 *d, dw3_ring *g, int64_t iy) {
+  if (iy < 0 || iy >= d->H) return g->rows + DW3_RING * g->stride;
+  const int slot = (int)(iy % DW3_RING);
+  float *row = g->rows + slot * g->stride;
+  if (g->held[slot] == iy) return row;
+  g->held[slot] = iy;
+  if (d->S == 1) {
+    dw3_pad_row(d, iy, row, g->used);
+  } else { /* padded row, then split: row[i] = even column 2i, row[half + i] = odd column 2i + 1 */
+    dw3_pad_row(d, iy, g->pad, 2 * g->OWv + 2 * VW + 2);
+    for (int64_t i = 0; i < g->OWv + 1; i += VW) {
+      VSTORE(row + i, VLOAD_S2(g->pad + 2 * i));
+      VSTORE(row + g->half + i, VLOAD_S2(g->pad + 2 * i + 1));
+    }
+  }
+  return row;
+}
+
+static void dw3_plane(const ei__f32_dw3 *d, float *y) {
+  const int S = d->S;
+  const int64_t OW = d->OW;
+  dw3_ring g __attribute__((aligned(64)));
+  g.OWv = (OW + VW - 1) / VW * VW;
+  g.half = g.OWv + VW; /* stride 2: where the odd columns start */
+  g.used = S == 1 ? g.OWv + 2 : g.half + g.OWv + 1;
+  g.stride = (g.used + VW + 15) / 16 * 16 + 16; /* rows packed (few pages), an odd number of 64-byte lines */
+  if ((g.stride / 16) % 2 == 0) g.stride += 16;
+  for (int i = 0; i < DW3_RING; i++) g.held[i] = -1;
+  memset(g.rows + DW3_RING * g.stride, 0, (size_t)g.used * sizeof(float));
+  const VF bias = VSET1(d->bias);
+  const act_regs ar = act_load(d->act);
+  for (int ki = 0; ki < 3; ki++) dw3_get(d, &g, -d->pt + ki);
+  for (int64_t oy = 0; oy < d->OH; oy++) {
+    const int64_t iy = oy * S - d->pt;
+    for (int k = 0; k < S; k++) dw3_get(d, &g, iy + 3 + k); /* the next output row's new rows */
+    const float *r0 = dw3_get(d, &g, iy), *r1 = dw3_get(d, &g, iy + 1), *r2 = dw3_get(d, &g, iy + 2);
+    if (S == 1)
+      dw3_row(r0, r1, r2, 1, 2, d->w, bias, &ar, y + oy * OW, OW);
+    else
+      dw3_row(r0, r1, r2, g.half, 1, d->w, bias, &ar, y + oy * OW, OW);
+  }
+}
+#define DW3_PLANE dw3_plane
+#define DW3_MAX_STRIDE 1 /* stride 2 (a copy and a split per input row) loses to the row kernels */
+#endif
+
 #ifdef VHAVE_MASK
 #define DW_ANY_COLUMNS 1
 #else
 #define DW_ANY_COLUMNS 0
 #endif
-const ei__f32_simd SIMD_TABLE = {SIMD_NAME,    act_n,        dw_row,  DW_ANY_COLUMNS, DW_PLANE, maxpool_row,
+const ei__f32_simd SIMD_TABLE = {SIMD_NAME,    act_n,        dw_row,  DW_ANY_COLUMNS, DW_PLANE, DW3_PLANE, DW3_MAX_STRIDE, maxpool_row,
                                  im2col_panel, wino_in, wino_out, add_n};

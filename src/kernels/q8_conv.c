@@ -89,13 +89,68 @@ int ei__q8c_pack_weights(const ei__q8c_kernel *uk, const void *W, ei_dtype wtype
       }
     p->wsum[m] = ei__i32_wrap(sum);
   }
+  if (uk->dwd && Cg == 1 && group > 1 && KW <= 4) { /* direct depthwise: one weight quad per kernel row */
+    p->dw4 = ei__malloc((size_t)(M * KH * 4));
+    if (!p->dw4) {
+      ei__q8c_pack_free(p);
+      *nomem = 1;
+      return -1;
+    }
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < 4; kw++)
+          p->dw4[(m * KH + kh) * 4 + kw] = (int8_t)(kw < KW ? ei__q8c_weight(p, m, 0, kh * KW + kw) : 0);
+    p->bytes += (size_t)(M * KH * 4);
+  }
   return 0;
 }
 
 void ei__q8c_pack_free(ei__q8c_pack *p) {
   ei__free(p->w);
+  ei__free(p->dw4);
+  ei__free(p->epi);
   p->w = NULL;
   p->wsum = NULL;
+  p->dw4 = NULL;
+  p->epi = NULL;
+}
+
+/* The activation zero point in the kernel's activation type (q8_kernels.h: flipped by 128 with the bytes). */
+static int32_t xz_effective(const ei__q8c_pack *p, ei_dtype xt, int32_t xz) {
+  const int xs = p->uk->xsigned;
+  const int flip = xs ? xt == EI_UINT8 : xt == EI_INT8;
+  return flip ? (xs ? xz - 128 : xz + 128) : xz;
+}
+
+/* Effective weight zero points, cterm (K*xz*wz - xz*wsum + bias, mod 2^32) and multipliers of every channel;
+ * returns whether a weight zero point is not 0. */
+static int epi_fill(const ei__q8c_pack *p, const ei__q8c_qparams *qp, int32_t xz_e, int out_int32, int32_t *cterm,
+                    int32_t *wz, float *mult) {
+  int any_wz = 0;
+  for (int64_t m = 0; m < p->M; m++) {
+    const int32_t wzo = qp->wz_t ? (int32_t)ei__get_int(qp->wz_t, qp->nwz > 1 ? m : 0) : 0;
+    wz[m] = wzo - (p->wflip ? 128 : 0);
+    any_wz |= wz[m] != 0;
+    uint32_t ct = (uint32_t)p->K * (uint32_t)xz_e * (uint32_t)wz[m] - (uint32_t)xz_e * (uint32_t)p->wsum[m];
+    if (qp->bias) ct += (uint32_t)qp->bias[m];
+    cterm[m] = ei__i32_wrap(ct);
+    if (!out_int32) mult[m] = ei__requant_multiplier(qp->xs, qp->ws[qp->nws > 1 ? m : 0], qp->ys);
+  }
+  return any_wz;
+}
+
+int ei__q8c_cache_epilogue(ei__q8c_pack *p, const ei__q8c_qparams *qp, ei_dtype xt, int out_int32) {
+  ei__free(p->epi);
+  p->epi = ei__malloc((size_t)p->M * 3 * sizeof(int32_t));
+  if (!p->epi) return -1;
+  int32_t *cterm = p->epi, *wz = p->epi + p->M;
+  float *mult = (float *)(p->epi + 2 * p->M);
+  if (out_int32) memset(mult, 0, (size_t)p->M * sizeof(float));
+  p->epi_any_wz = epi_fill(p, qp, xz_effective(p, xt, qp->xz), out_int32, cterm, wz, mult);
+  p->epi_xt = xt;
+  p->epi_int32 = out_int32;
+  p->bytes += (size_t)p->M * 3 * sizeof(int32_t);
+  return 0;
 }
 
 int32_t ei__q8c_weight(const ei__q8c_pack *p, int64_t m, int64_t c, int64_t t) {
@@ -120,6 +175,7 @@ void ei__q8c_unpack_ref(const ei__q8c_pack *p, uint8_t *w, int32_t *wsum) {
 
 const char *ei__q8c_name(const ei__q8c_pack *p) {
   if (!p->uk) return "qlinearconv_ref";
+  if (p->dw4) return p->uk->dwd_name; /* (a run with a nonzero weight zero point takes the staged dw kernel) */
   return p->Cg == 1 && p->group > 1 ? p->uk->dw_name : p->uk->name;
 }
 
@@ -136,6 +192,8 @@ typedef struct q8c_geo {
   /* per used column phase: staged columns [col_lo, col_hi) come from the input, starting at input column col_ic0 */
   int64_t col_lo[Q8C_MAX_STRIDE], col_hi[Q8C_MAX_STRIDE], col_ic0[Q8C_MAX_STRIDE];
   int64_t plane;                /* bytes per phase plane */
+  int plain;                    /* 1x1, stride 1, no padding: planes are the interleaved input planes (Ws = W) */
+  int direct;                   /* direct depthwise with the epilogue cached at init: no workspace at all */
   int64_t stage_unit;           /* bytes per group (conv) or per channel (dw) */
   int64_t NR, nvec, ntiles, ntap; /* pixels per full tile, vectors of virtual pixels, tiles */
   size_t off_stage, off_koff, off_xsum, off_cterm, off_wz, off_mult, off_dww, total;
@@ -154,6 +212,8 @@ static int q8c_geometry(const ei__q8c_pack *p, const ei__q8c_problem *q, q8c_geo
       q->OW > lim)
     return -1;
   g->dw = p->Cg == 1 && p->group > 1 && p->uk->dw;
+  g->direct = g->dw && p->dw4 && q->sw <= 2 && q->dw == 1 && p->epi && !p->epi_any_wz && p->epi_xt == q->xt &&
+              p->epi_int32 == q->out_int32;
   for (int i = 0; i < Q8C_MAX_STRIDE; i++) g->phri[i] = g->phci[i] = -1;
   for (int64_t k = 0; k < q->KH; k++) {
     const int64_t ph = (k * q->dh) % q->sh;
@@ -201,10 +261,16 @@ static int q8c_geometry(const ei__q8c_pack *p, const ei__q8c_problem *q, q8c_geo
   const int64_t slack = 4 * g->NR + 1024;
   const int64_t esz = g->dw ? 1 : 4, units = g->dw ? q->C : 1, planes = (int64_t)g->nph * g->npw * (g->dw ? 1 : p->Cq);
   g->plane = g->Hs * g->Ws * esz;
+  g->plain = !g->dw && q->KH == 1 && q->KW == 1 && q->sh == 1 && q->sw == 1 && q->pt == 0 && q->pl == 0 &&
+             g->Hs == q->H && g->Ws == q->W;
   if (planes > lim || g->plane > Q8C_MAX_STAGE / planes) return -1;
   g->stage_unit = ei__align_up((size_t)(planes * g->plane + slack), EI_ALIGN);
   if (g->stage_unit > Q8C_MAX_STAGE || units > Q8C_MAX_STAGE / g->stage_unit) return -1;
   g->ntap = (p->kvol + 1) & ~(int64_t)1;
+  if (g->direct) { /* the direct depthwise kernel with the cached epilogue: no workspace */
+    g->total = EI_ALIGN;
+    return 0;
+  }
   const size_t M = (size_t)q->M;
   size_t o = 0;
   g->off_stage = o;
@@ -472,6 +538,52 @@ static void stage_conv_task(void *arg, int64_t b, int64_t e) {
   }
 }
 
+/* 1x1 convs with stride 1 and no padding: a staged plane is its 4 input planes interleaved byte by byte, rows
+ * included (Ws = W), so whole runs of a plane are interleaved at once (no per-row work). */
+#define Q8C_PLANE_CHUNK 8192
+
+static void interleave_run(uint8_t *d, const uint8_t *const *s, int nreal, int64_t n, uint8_t flip) {
+  int64_t i = 0;
+#if defined(__SSE2__)
+  const __m128i f = _mm_set1_epi8((char)flip), z = _mm_setzero_si128();
+  if (nreal == 4)
+    for (; i + 16 <= n; i += 16)
+      st_quads16(d + 4 * i, _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[0] + i)), f),
+                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[1] + i)), f),
+                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[2] + i)), f),
+                 _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[3] + i)), f));
+  else
+    for (; i + 16 <= n; i += 16) {
+      __m128i r[4];
+      for (int c = 0; c < 4; c++) r[c] = c < nreal ? _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s[c] + i)), f) : z;
+      st_quads16(d + 4 * i, r[0], r[1], r[2], r[3]);
+    }
+#elif defined(__aarch64__)
+  const uint8x16_t f = vdupq_n_u8(flip), z = vdupq_n_u8(0);
+  for (; i + 16 <= n; i += 16) {
+    uint8x16x4_t v;
+    for (int c = 0; c < 4; c++) v.val[c] = c < nreal ? veorq_u8(vld1q_u8(s[c] + i), f) : z;
+    vst4q_u8(d + 4 * i, v); /* stores the 4 registers interleaved: the quads */
+  }
+#endif
+  for (; i < n; i++)
+    for (int c = 0; c < 4; c++) d[4 * i + c] = c < nreal ? (uint8_t)(s[c][i] ^ flip) : 0;
+}
+
+/* Units [b, e) = (channel quad, run of Q8C_PLANE_CHUNK pixels). */
+static void stage_plane_task(void *arg, int64_t b, int64_t e) {
+  const q8c_job *j = arg;
+  const int64_t HW = j->q->H * j->q->W, nch = (HW + Q8C_PLANE_CHUNK - 1) / Q8C_PLANE_CHUNK, Cg = j->p->Cg;
+  for (int64_t t = b; t < e; t++) {
+    const int64_t cq = t / nch, i0 = (t % nch) * Q8C_PLANE_CHUNK;
+    const int64_t n = HW - i0 < Q8C_PLANE_CHUNK ? HW - i0 : Q8C_PLANE_CHUNK;
+    const int nreal = Cg - 4 * cq < 4 ? (int)(Cg - 4 * cq) : 4;
+    const uint8_t *src[4];
+    for (int c = 0; c < 4; c++) src[c] = j->x + (4 * cq + (c < nreal ? c : nreal - 1)) * HW + i0;
+    interleave_run(j->stage + cq * j->g->plane + 4 * i0, src, nreal, n, j->flip);
+  }
+}
+
 /* Per-pixel sums of the real staged activations (only when a weight zero point is not 0). */
 static void xsum_task(void *arg, int64_t b, int64_t e) {
   const q8c_job *j = arg;
@@ -609,6 +721,43 @@ static void dw_task(void *arg, int64_t b, int64_t e) {
   }
 }
 
+/* ---- direct depthwise ---- */
+
+typedef struct dwd_run {
+  const ei__q8c_pack *p;
+  const ei__q8c_problem *q;
+  const ei__q8_epi *e;
+  const uint8_t *x;
+  uint8_t *y;
+  size_t esize;
+  uint8_t xz, flip;
+} dwd_run;
+
+/* Output planes [b, e) of all images: plane t = n * M + m. */
+static void dwd_task(void *arg, int64_t b, int64_t e) {
+  const dwd_run *r = arg;
+  const ei__q8c_problem *q = r->q;
+  const int64_t HW = q->H * q->W, out_size = q->OH * q->OW, Mg = r->p->Mg;
+  ei__q8dwd_job dj;
+  dj.H = q->H, dj.W = q->W, dj.OH = q->OH, dj.OW = q->OW;
+  dj.sh = q->sh, dj.sw = q->sw, dj.dh = q->dh, dj.pt = q->pt, dj.pl = q->pl, dj.KH = q->KH;
+  dj.e = r->e;
+  dj.xz = r->xz;
+  dj.flip = r->flip;
+  for (int64_t t = b; t < e;) {
+    const int64_t n = t / q->M, m = t % q->M;
+    /* one call for the planes of image n in [b, e) (one at a time with a channel multiplier) */
+    dj.nplanes = Mg > 1 ? 1 : (e - t < q->M - m ? e - t : q->M - m);
+    dj.x = r->x + (size_t)((n * q->C + m / Mg) * HW);
+    dj.w = r->p->dw4 + m * q->KH * 4;
+    dj.cterm = r->e->cterm + m;
+    dj.mult = r->e->mult ? r->e->mult + m : NULL;
+    dj.y = r->y + (size_t)(t * out_size) * r->esize;
+    r->p->uk->dwd(&dj);
+    t += dj.nplanes;
+  }
+}
+
 /* ---- run ---- */
 
 void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_qparams *qp, const void *x, void *y,
@@ -630,18 +779,17 @@ void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_
   /* activation and weight representations (q8_kernels.h) */
   const int xs = p->uk->xsigned;
   const int flip = xs ? q->xt == EI_UINT8 : q->xt == EI_INT8;
-  const int32_t xz_e = flip ? (xs ? qp->xz - 128 : qp->xz + 128) : qp->xz;
+  const int32_t xz_e = xz_effective(p, q->xt, qp->xz);
   j.flip = flip ? 0x80 : 0;
   j.zb = (uint8_t)((uint8_t)qp->xz ^ j.flip);
-  int any_wz = 0;
-  for (int64_t m = 0; m < q->M; m++) {
-    const int32_t wzo = qp->wz_t ? (int32_t)ei__get_int(qp->wz_t, qp->nwz > 1 ? m : 0) : 0;
-    wz[m] = wzo - (p->wflip ? 128 : 0);
-    any_wz |= wz[m] != 0;
-    uint32_t ct = (uint32_t)p->K * (uint32_t)xz_e * (uint32_t)wz[m] - (uint32_t)xz_e * (uint32_t)p->wsum[m];
-    if (qp->bias) ct += (uint32_t)qp->bias[m];
-    cterm[m] = ei__i32_wrap(ct);
-    if (!q->out_int32) mult[m] = ei__requant_multiplier(qp->xs, qp->ws[qp->nws > 1 ? m : 0], qp->ys);
+  int any_wz;
+  if (p->epi && p->epi_xt == q->xt && p->epi_int32 == q->out_int32) { /* constant quantization inputs */
+    cterm = p->epi;
+    wz = p->epi + q->M;
+    mult = (float *)(p->epi + 2 * q->M);
+    any_wz = p->epi_any_wz;
+  } else {
+    any_wz = epi_fill(p, qp, xz_e, q->out_int32, cterm, wz, mult);
   }
   j.e.cterm = cterm;
   j.e.wz = any_wz && !g.dw ? wz : NULL;
@@ -650,6 +798,12 @@ void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_
   j.e.fhi = (float)((int64_t)qp->hi - qp->yz);
   j.e.zp = qp->yz;
   const int64_t HW = q->H * q->W, out_size = q->OH * q->OW;
+  if (g.dw && p->dw4 && !any_wz && q->sw <= 2 && q->dw == 1) {
+    dwd_run r = {p, q, &j.e, x, y, j.esize, (uint8_t)qp->xz, j.flip};
+    const int64_t per = q->OH * ((q->OW + 15) / 16) * 16 * q->KH + 1;
+    ei__parallel_for(pool, q->N * q->M, per >= 32768 ? 1 : 32768 / per + 1, dwd_task, &r);
+    return;
+  }
   if (g.dw) {
     for (int64_t t = 0; t < p->kvol; t++) {
       const int64_t a = (t / q->KW) * q->dh, b = (t % q->KW) * q->dw;
@@ -683,6 +837,7 @@ void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_
   memset(j.stage + planes_bytes, 0, (size_t)(g.stage_unit - planes_bytes));
   if (j.e.wz) j.xsum = (int32_t *)(w8 + g.off_xsum);
   const int64_t stage_rows = p->Cq * npl * g.Hs;
+  const int64_t nchunk = (HW + Q8C_PLANE_CHUNK - 1) / Q8C_PLANE_CHUNK;
   j.wmajor = (int64_t)(p->nmb * p->block_bytes) > planes_bytes;
   const int64_t row_min = 16384 / (g.Ws * 4 + 1) + 1;
   const int64_t per_task = (int64_t)p->uk->mr * g.NR * p->kq * 4;
@@ -691,7 +846,10 @@ void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_
     for (j.gi = 0; j.gi < q->group; j.gi++) {
       j.x = (const uint8_t *)x + (size_t)((n * q->C + j.gi * p->Cg) * HW);
       j.y = (uint8_t *)y + (size_t)((n * q->M + j.gi * p->Mg) * out_size) * j.esize;
-      ei__parallel_for(pool, stage_rows, row_min, stage_conv_task, &j);
+      if (g.plain)
+        ei__parallel_for(pool, p->Cq * nchunk, 1, stage_plane_task, &j);
+      else
+        ei__parallel_for(pool, stage_rows, row_min, stage_conv_task, &j);
       if (j.xsum) {
         ei__parallel_for(pool, g.vend, 256, xsum_task, &j);
         memset(j.xsum + g.vend, 0, (size_t)g.NR * 4);

@@ -24,20 +24,24 @@ static int cpu_has_avxvnni(void) {
 }
 
 static const ei__q8c_kernel conv_avx2 = {"q8_conv_igemm_4x16c4_avx2", "q8_dwconv_8x_avx2", 4, 8, 2, EI_Q8W_MADD, 0,
-                                         ei__q8c_igemm_avx2, ei__q8dw_avx2, NULL};
+                                         ei__q8c_igemm_avx2, ei__q8dw_avx2, NULL, NULL, NULL};
 static const ei__q8c_kernel conv_avxvnni = {"q8_conv_igemm_4x24c4_avxvnni", "q8_dwconv_8x_avx2", 4, 8, 3,
-                                            EI_Q8W_DOT4, 0, ei__q8c_igemm_avxvnni, ei__q8dw_avx2, NULL};
+                                            EI_Q8W_DOT4, 0, ei__q8c_igemm_avxvnni, ei__q8dw_avx2, NULL, NULL, NULL};
 static const ei__q8c_kernel conv_vnni256_evex = {"q8_conv_igemm_4x24c4_avxvnni_evex", "q8_dwconv_8x_avx2", 4, 8, 3,
-                                                 EI_Q8W_DOT4, 0, ei__q8c_igemm_vnni256_evex, ei__q8dw_avx2, NULL};
+                                                 EI_Q8W_DOT4, 0, ei__q8c_igemm_vnni256_evex, ei__q8dw_avx2, NULL, NULL, NULL};
 static const ei__q8c_kernel conv_avx512 = {"q8_conv_igemm_8x32c4_avx512", "q8_dwconv_16x_avx512", 8, 16, 2,
-                                           EI_Q8W_MADD, 0, ei__q8c_igemm_avx512, ei__q8dw_avx512, NULL};
+                                           EI_Q8W_MADD, 0, ei__q8c_igemm_avx512, ei__q8dw_avx512, NULL, NULL, NULL};
 static const ei__q8c_kernel conv_avx512vnni = {"q8_conv_igemm_8x48c4_avx512vnni", "q8_dwconv_16x_avx512", 8, 16, 3,
                                                EI_Q8W_DOT4, 0, ei__q8c_igemm_avx512vnni, ei__q8dw_avx512,
-                                               ei__q8c_igemm_cl_avx512vnni};
+                                               ei__q8c_igemm_cl_avx512vnni, ei__q8dwd_avx512vnni,
+                                               "q8_dwconv_direct_16x_avx512vnni"};
 
-static const ei__q8e_kernels elt_avx2 = {"q8_add_8x_avx2", "q8_gavgpool_sad_avx2", ei__q8add_avx2, ei__q8sum_avx2};
-static const ei__q8e_kernels elt_avx512 = {"q8_add_16x_avx512", "q8_gavgpool_sad_avx512", ei__q8add_avx512,
-                                           ei__q8sum_avx512};
+static const ei__q8e_kernels elt_avx2 = {"q8_add_8x_avx2",     "q8_gavgpool_sad_avx2", ei__q8add_avx2,
+                                         ei__q8sum_avx2,       "q8_quantize_8x_avx2",  "q8_dequantize_8x_avx2",
+                                         ei__q8quant_avx2,     ei__q8dequant_avx2};
+static const ei__q8e_kernels elt_avx512 = {"q8_add_16x_avx512",    "q8_gavgpool_sad_avx512", ei__q8add_avx512,
+                                           ei__q8sum_avx512,       "q8_quantize_16x_avx512", "q8_dequantize_16x_avx512",
+                                           ei__q8quant_avx512,     ei__q8dequant_avx512};
 
 const ei__q8e_kernels *ei__q8e_kernels_for(ei__isa isa) {
   switch (isa) {
@@ -83,11 +87,14 @@ const ei__q8c_kernel *ei__q8c_kernel_for(ei__isa isa) {
 #elif defined(__aarch64__)
 
 static const ei__q8c_kernel conv_neon = {"q8_conv_igemm_8x8c4_neon", "q8_dwconv_8x_neon", 8, 8, 1, EI_Q8W_MLAL, 1,
-                                         ei__q8c_igemm_neon, ei__q8dw_neon, NULL};
+                                         ei__q8c_igemm_neon, ei__q8dw_neon, NULL, NULL, NULL};
 static const ei__q8c_kernel conv_dotprod = {"q8_conv_igemm_8x12c4_dotprod", "q8_dwconv_8x_neon", 8, 4, 3,
-                                            EI_Q8W_DOT4, 1, ei__q8c_igemm_dotprod, ei__q8dw_neon, NULL};
+                                            EI_Q8W_DOT4, 1, ei__q8c_igemm_dotprod, ei__q8dw_neon, NULL, ei__q8dwd_dotprod,
+                                            "q8_dwconv_direct_16x_dotprod"};
 
-static const ei__q8e_kernels elt_neon = {"q8_add_8x_neon", "q8_gavgpool_neon", ei__q8add_neon, ei__q8sum_neon};
+static const ei__q8e_kernels elt_neon = {"q8_add_8x_neon",    "q8_gavgpool_neon",   ei__q8add_neon,
+                                         ei__q8sum_neon,      "q8_quantize_8x_neon", "q8_dequantize_8x_neon",
+                                         ei__q8quant_neon,    ei__q8dequant_neon};
 
 const ei__q8e_kernels *ei__q8e_kernels_for(ei__isa isa) {
   return isa == EI_ISA_NEON || isa == EI_ISA_DOTPROD ? &elt_neon : NULL;

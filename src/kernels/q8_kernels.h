@@ -2,8 +2,8 @@
  * QGemm with a constant B, QLinearAdd, QLinearGlobalAveragePool and uint8 / int8 MaxPool: one portable interface
  * (a small table of function pointers per family chosen once, at op init, by ISA level; the scalar reference ops
  * in src/kernels/ref/ are the fallback) and the portable drivers (packing, staging, tiling, threads) in
- * q8_conv.c, q8_gemm.c and q8_kernels.c; the micro-kernels are in src/kernels/x86/q8_*_<isa>.c and
- * src/kernels/arm/q8_*_<isa>.c. Every kernel is bit-exact with the scalar reference: the same integer
+ * q8_conv.c, q8_gemm.c and q8_kernels.c (also QuantizeLinear / DequantizeLinear of uint8 / int8); the
+ * micro-kernels are in src/kernels/x86/q8_*_<isa>.c and src/kernels/arm/q8_*_<isa>.c. Every kernel is bit-exact with the scalar reference: the same integer
  * accumulator modulo 2^32, requantization exactly as src/quant/requant.h (tests/test_q8_kernels.c).
  *
  * ---- One signedness for the multiply ----
@@ -27,7 +27,12 @@
  * Pixels are the vector lanes (NCHW output rows are contiguous), weights are broadcast per channel. The same
  * staging serves every kernel shape (1x1, 3x3 s1 / s2, the 7x7 s2 stem, dilations, groups). For small planes
  * (where discarded columns and tails would waste lanes) a level may have a channels-as-lanes tile instead
- * (ei__q8c_cltile); depthwise convolutions (group == C) use per-channel byte planes and a direct kernel.
+ * (ei__q8c_cltile); depthwise convolutions (group == C) use per-channel byte planes and a direct kernel, or, at
+ * the levels that have one (AVX512-VNNI, dotprod), for kernel widths <= 4 with zero weight zero points, a direct
+ * kernel without any staging (ei__q8dwd_job: the pixel quads are gathered in registers from the NCHW rows).
+ * A 1x1 conv with stride 1 and no padding stages whole interleaved planes (no per-row work). When every
+ * quantization input is constant, the per-channel epilogue constants are computed at init
+ * (ei__q8c_cache_epilogue), not at every run.
  *
  * ---- Packed conv weights (per kernel, chosen at init) ----
  * Channels in blocks of MR per group (the last block zero-padded); per block, per k quad kq, per channel:
@@ -152,6 +157,26 @@ typedef struct ei__q8dw_job {
 
 typedef void (*ei__q8dw_fn)(const ei__q8dw_job *j);
 
+/* Direct depthwise (group == C, kernel width <= 4, width stride 1 or 2, width dilation 1, every effective weight
+ * zero point 0): no staging. Each kernel row is one quad of int8 effective weights (w0 .. w(KW-1), then 0) and
+ * each output pixel's quad of input bytes (x[ih][ow * sw - pl + 0..3]) is gathered in registers from the NCHW
+ * input row; columns and rows outside the input read the zero point. Consecutive output channels (planes), all rows:
+ *   acc = sum_kh dot4(quad(x_e), w[kh]) + cterm, then the conv epilogue (x_e = x ^ flip, the kernel's signedness). */
+typedef struct ei__q8dwd_job {
+  const uint8_t *x;      /* input plane (original bytes) */
+  int64_t H, W, OH, OW, sh, sw, dh, pt, pl, KH;
+  const int8_t *w;       /* KH quads */
+  const int32_t *cterm;  /* per plane */
+  const float *mult;     /* per plane; unused for int32 output */
+  const ei__q8_epi *e;   /* flo, fhi, zp; e->mult NULL: int32 output */
+  uint8_t xz, flip;      /* x zero point (original byte); xor to the kernel's activation type */
+  void *y;               /* output plane */
+  int64_t nplanes;       /* consecutive planes: plane i reads x + i * H * W with weights w + 4 * KH * i, cterm[i],
+                          * mult[i] and writes y + i * OH * OW elements */
+} ei__q8dwd_job;
+
+typedef void (*ei__q8dwd_fn)(const ei__q8dwd_job *j);
+
 /* A conv kernel family at one ISA level. */
 typedef struct ei__q8c_kernel {
   const char *name;      /* "q8_conv_igemm_8x48c4_avx512vnni" */
@@ -162,6 +187,8 @@ typedef struct ei__q8c_kernel {
   ei__q8c_ukernel_fn run;
   ei__q8dw_fn dw;
   ei__q8c_cl_fn cl;      /* channels-as-lanes variant (MR 8, DOT4 only), or NULL */
+  ei__q8dwd_fn dwd;      /* direct depthwise (ei__q8dwd_job), or NULL */
+  const char *dwd_name;  /* "q8_dwconv_direct_16x_avx512vnni" */
 } ei__q8c_kernel;
 
 /* The conv kernel of an ISA level, or NULL (EI_ISA_REF, or a level this build has no kernel for). */
@@ -178,6 +205,10 @@ typedef struct ei__q8c_pack {
   int wflip;                                  /* uint8 weights, stored as w - 128 */
   void *w;                                    /* [group][nmb] blocks */
   int32_t *wsum;                              /* [M] sums of the effective weights */
+  int8_t *dw4;                                /* direct depthwise: [M][KH] quads of effective weights, or NULL */
+  int32_t *epi;        /* epilogue constants cached at init (ei__q8c_cache_epilogue): [M] cterm, wz, mult */
+  ei_dtype epi_xt;     /* ... for activations of this type */
+  int epi_int32, epi_any_wz;
   size_t block_bytes, bytes;
 } ei__q8c_pack;
 
@@ -214,6 +245,11 @@ typedef struct ei__q8c_qparams {
   int64_t nws;
   int32_t yz, lo, hi;         /* output zero point and clamp */
 } ei__q8c_qparams;
+
+/* Computes the per-channel epilogue constants of qp (effective weight zero points, cterm, multipliers) once, at
+ * init, when every quantization input is constant: runs with activations of type xt and that output kind use them
+ * instead of recomputing. 0, or -1 on allocation failure. */
+int ei__q8c_cache_epilogue(ei__q8c_pack *p, const ei__q8c_qparams *qp, ei_dtype xt, int out_int32);
 
 /* Runs the conv: x NCHW, y NCHW (uint8 / int8, or int32 when q->out_int32). ws: ei__q8c_workspace bytes. */
 void ei__q8c_run(const ei__q8c_pack *p, const ei__q8c_problem *q, const ei__q8c_qparams *qp, const void *x, void *y,
@@ -316,10 +352,31 @@ typedef void (*ei__q8add_fn)(const ei__q8add_args *a, int64_t begin, int64_t end
 /* Sum of n bytes (uint8, or int8 when is_signed) as int64. */
 typedef int64_t (*ei__q8sum_fn)(const uint8_t *x, int64_t n, int is_signed);
 
+/* QuantizeLinear float -> uint8 / int8 of n elements: y = round_sat(x / scale, zp, lo, hi) (requant.h: the float
+ * division, NaN -> lo, round half to even); DequantizeLinear uint8 / int8 -> float: y = (float)(q - zp) * scale. */
+typedef struct ei__q8quant_args {
+  const float *x;
+  uint8_t *y;
+  float scale;
+  int32_t zp, lo, hi;
+} ei__q8quant_args;
+typedef void (*ei__q8quant_fn)(const ei__q8quant_args *a, int64_t begin, int64_t end);
+typedef struct ei__q8dequant_args {
+  const uint8_t *x;
+  float *y;
+  float scale;
+  int32_t zp;
+  int is_signed;
+} ei__q8dequant_args;
+typedef void (*ei__q8dequant_fn)(const ei__q8dequant_args *a, int64_t begin, int64_t end);
+
 typedef struct ei__q8e_kernels {
   const char *add_name, *gap_name;
   ei__q8add_fn add;
   ei__q8sum_fn sum;
+  const char *quant_name, *dequant_name;
+  ei__q8quant_fn quant;
+  ei__q8dequant_fn dequant;
 } ei__q8e_kernels;
 const ei__q8e_kernels *ei__q8e_kernels_for(ei__isa isa);
 /* Runs QLinearAdd over the pool. */
@@ -349,6 +406,7 @@ void ei__q8c_igemm_cl_avx512vnni(const ei__q8c_cltile *t);
 void ei__q8c_igemm_vnni256_evex(const ei__q8c_tile *t); /* AVX-VNNI kernel in EVEX form (AVX512-VNNI + VL) */
 void ei__q8dw_avx2(const ei__q8dw_job *j);
 void ei__q8dw_avx512(const ei__q8dw_job *j);
+void ei__q8dwd_avx512vnni(const ei__q8dwd_job *j);
 void ei__q8g_gemm_avx2(const ei__q8g_tile *t);
 void ei__q8g_gemm_avx512(const ei__q8g_tile *t);
 void ei__q8g_gemm_avxvnni(const ei__q8g_tile *t);
@@ -358,14 +416,21 @@ void ei__q8add_avx2(const ei__q8add_args *a, int64_t begin, int64_t end);
 void ei__q8add_avx512(const ei__q8add_args *a, int64_t begin, int64_t end);
 int64_t ei__q8sum_avx2(const uint8_t *x, int64_t n, int is_signed);
 int64_t ei__q8sum_avx512(const uint8_t *x, int64_t n, int is_signed);
+void ei__q8quant_avx2(const ei__q8quant_args *a, int64_t begin, int64_t end);
+void ei__q8quant_avx512(const ei__q8quant_args *a, int64_t begin, int64_t end);
+void ei__q8dequant_avx2(const ei__q8dequant_args *a, int64_t begin, int64_t end);
+void ei__q8dequant_avx512(const ei__q8dequant_args *a, int64_t begin, int64_t end);
 #elif defined(__aarch64__)
 void ei__q8c_igemm_neon(const ei__q8c_tile *t);
 void ei__q8c_igemm_dotprod(const ei__q8c_tile *t);
 void ei__q8dw_neon(const ei__q8dw_job *j);
+void ei__q8dwd_dotprod(const ei__q8dwd_job *j);
 void ei__q8g_gemm_neon(const ei__q8g_tile *t);
 void ei__q8g_gemm_dotprod(const ei__q8g_tile *t);
 void ei__q8add_neon(const ei__q8add_args *a, int64_t begin, int64_t end);
 int64_t ei__q8sum_neon(const uint8_t *x, int64_t n, int is_signed);
+void ei__q8quant_neon(const ei__q8quant_args *a, int64_t begin, int64_t end);
+void ei__q8dequant_neon(const ei__q8dequant_args *a, int64_t begin, int64_t end);
 #endif
 
 #endif

@@ -1,6 +1,7 @@
 /* AArch64 NEON integer elementwise kernels: QLinearAdd, 8 elements per step (the float steps of the reference in
  * the same order: (float)(a - az) * as + (float)(b - bz) * bs, / cs, clamp, round half to even, + cz) and the
- * byte sums of QLinearGlobalAveragePool. */
+ * byte sums of QLinearGlobalAveragePool; QuantizeLinear (x / scale, fmaxnm / fminnm clamp so NaN -> lo, fcvtns
+ * round half to even, + zp) and DequantizeLinear ((float)(q - zp) * scale) of uint8 / int8, 8 per step. */
 #include "kernels/arm/q8_arm.h"
 #include "quant/requant.h"
 
@@ -60,4 +61,30 @@ int64_t ei__q8sum_neon(const uint8_t *x, int64_t n, int is_signed) {
     for (; i < n; i++) s += x[i];
   }
   return s;
+}
+
+void ei__q8quant_neon(const ei__q8quant_args *a, int64_t begin, int64_t end) {
+  const float32x4_t sc = vdupq_n_f32(a->scale);
+  const float32x4_t flo = vdupq_n_f32((float)((int64_t)a->lo - a->zp)), fhi = vdupq_n_f32((float)((int64_t)a->hi - a->zp));
+  const int32x4_t zp = vdupq_n_s32(a->zp);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const float32x4_t f0 = vminnmq_f32(vmaxnmq_f32(vdivq_f32(vld1q_f32(a->x + i), sc), flo), fhi);
+    const float32x4_t f1 = vminnmq_f32(vmaxnmq_f32(vdivq_f32(vld1q_f32(a->x + i + 4), sc), flo), fhi);
+    const int32x4_t r0 = vaddq_s32(vcvtnq_s32_f32(f0), zp), r1 = vaddq_s32(vcvtnq_s32_f32(f1), zp);
+    vst1_s8((int8_t *)(a->y + i), vmovn_s16(vcombine_s16(vmovn_s32(r0), vmovn_s32(r1))));
+  }
+  for (; i < end; i++) a->y[i] = (uint8_t)ei__quantize(a->x[i], a->scale, a->zp, a->lo, a->hi);
+}
+
+void ei__q8dequant_neon(const ei__q8dequant_args *a, int64_t begin, int64_t end) {
+  const float32x4_t sc = vdupq_n_f32(a->scale);
+  const int32x4_t zp = vdupq_n_s32(a->zp);
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) {
+    const int16x8_t q = load8_s16(a->x + i, a->is_signed);
+    vst1q_f32(a->y + i, vmulq_f32(vcvtq_f32_s32(vsubq_s32(vmovl_s16(vget_low_s16(q)), zp)), sc));
+    vst1q_f32(a->y + i + 4, vmulq_f32(vcvtq_f32_s32(vsubq_s32(vmovl_s16(vget_high_s16(q)), zp)), sc));
+  }
+  for (; i < end; i++) a->y[i] = ei__dequantize(a->is_signed ? (int8_t)a->x[i] : a->x[i], a->zp, a->scale);
 }

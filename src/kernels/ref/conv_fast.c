@@ -12,10 +12,14 @@
  *                         16 GEMMs U_xi [M x C] x V_xi [C x tiles] with the same micro-kernel (U = G g G^T packed
  *                         at init, computed in double), then A^T m A + bias + activation straight into Y; the
  *                         error stays at the level of the direct conv (resnet18/50 logits vs ORT: 2e-6 / 3e-5)
- *   f32_dwconv_<isa>      depthwise (group == C == M): one output row at a time, SIMD over the output width
- *                         for 3x3 and 5x5 kernels with stride 1 or 2 (kernels/f32_simd.h; with masked loads the
- *                         borders too), scalar otherwise; small images with stride 1 and "same" width one
- *                         whole plane at a time (each tap one shifted masked load of the flat plane)
+ *   f32_dwconv_<isa>      depthwise (group == C == M): small images with stride 1 and "same" width one whole
+ *                         plane at a time (each tap one shifted masked load of the flat plane); other 3x3 convs
+ *                         with equal strides 1 (any level) or 2 (AVX-512) one whole plane per call of the SIMD
+ *                         table's dw3_plane (AVX-512: straight from the input rows, masked loads at the borders,
+ *                         8-wide vectors for stride 1 and two output rows per pass; other levels: a ring of
+ *                         zero-padded rows on the stack), with bias and the activation fused; else one output row
+ *                         at a time, SIMD over the output width for 3x3 and 5x5 kernels with stride 1 or 2
+ *                         (kernels/f32_simd.h; with masked loads the borders too), scalar otherwise
  * The GEMM micro-kernel (kernels/f32_gemm.h) is the one of the ISA level chosen at init; the weights are packed
  * once (conv.c init) into its A panels per group (Winograd: 16 transformed matrices), or copied as [M, kh*kw] for
  * the depthwise path. Output Y = W * col: rows are output channels, columns output pixels (NCHW); bias and the
@@ -204,6 +208,13 @@ typedef struct conv_plan {
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* K block for a reduction of K with the kernel's kc: K itself up to 1.5 kc (e.g. the 7x7 stem's 147: one pass,
+ * no second pass of 19 that reloads every C tile), else equal blocks (288 -> 3 x 96, not 128 + 128 + 32). */
+static int64_t k_block(int64_t K, int64_t kc) {
+  if (K <= kc || (K <= kc + kc / 2 && K <= EI_F32_GEMM_KC_MAX)) return K;
+  return ceil_div(K, ceil_div(K, kc));
+}
+
 static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan *cp) {
   memset(cp, 0, sizeof *cp);
   view2d *v = &cp->v;
@@ -214,12 +225,12 @@ static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan 
   cp->K = cp->Cg * v->kh * v->kw;
   cp->P = v->OH * v->OW;
   cp->HW = v->H * v->W;
-  cp->kc = cp->K < uk->kc ? cp->K : uk->kc;
+  cp->kc = k_block(cp->K, uk->kc);
   cp->nt = NT;
   if (path == EI_CONV_WINO) {
     /* tiles of 2x2 outputs; the staged input covers every tile's 4x4 patch (+1 column: stride-2 gathers) */
     cp->mode = B_WINO;
-    cp->kc = cp->Cg < uk->kc ? cp->Cg : uk->kc;
+    cp->kc = k_block(cp->Cg, uk->kc);
     cp->th = (v->OH + 1) / 2;
     cp->tw = (v->OW + 1) / 2;
     cp->Hp = 2 * cp->th + 2;
@@ -801,6 +812,38 @@ static int dw_plane_mode(dw_job *j) {
   return 1;
 }
 
+/* Whole planes [p0, p1) of all N*C with the 3x3 plane kernel. */
+static void dw3_task(void *arg, int64_t p0, int64_t p1) {
+  const dw_job *j = arg;
+  const view2d *v = j->v;
+  ei__f32_dw3 d;
+  d.act = j->act;
+  d.H = v->H;
+  d.W = v->W;
+  d.OH = v->OH;
+  d.OW = v->OW;
+  d.pt = v->pt;
+  d.pl = v->pl;
+  d.S = (int)v->sw;
+  for (int64_t plane = p0; plane < p1; plane++) {
+    const int64_t c = plane % j->s->C;
+    d.x = j->x + plane * v->H * v->W;
+    d.w = j->w + c * 9;
+    d.bias = j->bias[c];
+    float *yp = j->y + plane * v->OH * v->OW;
+    j->simd->dw3_plane(&d, yp);
+    if (j->act && !ei__f32_act_in_kernel(j->act)) j->simd->act(j->act, yp, v->OH * v->OW);
+  }
+}
+
+/* The 3x3 plane kernel applies: 3x3, equal strides 1 or 2, no dilation, rows that fit its ring. */
+static int dw3_mode(const dw_job *j) {
+  const view2d *v = j->v;
+  return j->simd->dw3_plane && v->kh == 3 && v->kw == 3 && v->dh == 1 && v->dw == 1 && v->sh == v->sw &&
+         (v->sw == 1 || v->sw == 2) && v->sw <= j->simd->dw3_max_stride && v->OW <= EI_F32_DW3_MAXW / v->sw && v->pl <= EI_F32_DW3_MAXW / 4 &&
+         v->W <= EI_F32_DW3_MAXW;
+}
+
 static void dwconv(ei__isa isa, const ei__conv_shape *s, const float *x, const float *w, const float *bias,
                    float *y, const ei__act *act, ei_threadpool *pool) {
   view2d v;
@@ -815,9 +858,14 @@ static void dwconv(ei__isa isa, const ei__conv_shape *s, const float *x, const f
   j.bias = bias;
   j.y = y;
   j.act = act;
-  if (dw_plane_mode(&j)) {
+  if (dw_plane_mode(&j)) { /* small planes: faster than dw3 there */
     const int64_t per = v.OH * v.OW * v.kh * v.kw + 1;
     ei__parallel_for(pool, s->N * s->C, per >= 8192 ? 1 : 8192 / per + 1, dw_plane_task, &j);
+    return;
+  }
+  if (dw3_mode(&j)) {
+    const int64_t per = v.OH * v.OW * 9 + 1;
+    ei__parallel_for(pool, s->N * s->C, per >= 8192 ? 1 : 8192 / per + 1, dw3_task, &j);
     return;
   }
   /* Interior columns: ox*sw - pl >= 0 and ox*sw - pl + (kw-1)*dw <= W-1. */

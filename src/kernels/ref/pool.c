@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/f32_simd.h"
+#include "kernels/q8_kernels.h"
 #include "kernels/ref/nn.h"
 
 typedef struct pool_params {
@@ -323,6 +324,15 @@ ei_status ei__pool_run(ei__run *c) {
   j.out_size = ei__nn_prod(g.out, g.S);
   j.istride[g.S - 1] = 1;
   for (int i = g.S - 2; i >= 0; i--) j.istride[i] = j.istride[i + 1] * g.in[i + 1];
+  if (p->fast && !j.ind && g.S == 2 && (j.dt == EI_UINT8 || j.dt == EI_INT8) && g.d[0] == 1 && g.d[1] == 1) {
+    /* uint8 / int8 2-D max pool: the SIMD byte kernel of q8_kernels.h */
+    ei__q8_maxpool_args qa = {j.x, j.y, c->in[0].dims[0] * c->in[0].dims[1], g.in[0], g.in[1], g.out[0], g.out[1],
+                              g.k[0], g.k[1], g.s[0], g.s[1], g.pb[0], g.pb[1], j.dt == EI_INT8};
+    if (ei__q8_maxpool2d_ok(&qa)) {
+      ei__q8_maxpool2d(&qa, c->pool);
+      return EI_OK;
+    }
+  }
   if (maxpool_rows_ok(&j)) {
     maxpool_rows(c, &g);
     return EI_OK;

@@ -37,6 +37,57 @@ typedef struct qconv_shape {
 
 static const ei__tensor *in_at(int nin, const ei__tensor *in, int i) { return i >= 0 && i < nin ? &in[i] : NULL; }
 
+/* With the SIMD pack and every quantization input constant (the usual case), the per-channel epilogue constants
+ * are computed here once instead of at every run. Inputs that would fail the run's checks are left to it. */
+static ei_status qconv_cache_epilogue(const ei__graph *g, ei__node *n, qconv_params *p) {
+  ei__tensor in[9];
+  const int nin = n->nin < 9 ? n->nin : 9;
+  for (int i = 0; i < nin; i++) {
+    memset(&in[i], 0, sizeof in[i]);
+    in[i].dtype = EI_UNDEFINED;
+    in[i].rank = -1;
+    if (n->in[i] < 0 || i == p->ix || i == p->iw) continue;
+    const ei__value *v = ei__node_const_input(g, n, i);
+    if (!v || !v->data || v->rank < 0) return EI_OK;
+    in[i].dtype = v->dtype;
+    in[i].rank = v->rank;
+    memcpy(in[i].dims, v->dims, sizeof in[i].dims);
+    in[i].data = v->data;
+  }
+  const int64_t M = p->q8.M;
+  const ei_dtype xt = ei__nn_has(nin, in, p->ixz) ? in[p->ixz].dtype : g->values[n->in[p->ix]].dtype;
+  const ei_dtype wt = ei__nn_has(nin, in, p->iwz) ? in[p->iwz].dtype : p->pack.wtype;
+  char e2[8];
+  int64_t cnt, nwz = 1, nws = 1;
+  if (!ei__q_is_8bit(xt) ||
+      ei__q_check_param(n, nin, in, p->ixz, "x_zero_point", xt, 1, 0, &cnt, e2, sizeof e2) ||
+      ei__q_check_param(n, nin, in, p->iwz, "w_zero_point", wt, 1, M, &nwz, e2, sizeof e2))
+    return EI_OK;
+  ei__q8c_qparams qp;
+  memset(&qp, 0, sizeof qp);
+  qp.xz = ei__q_zp(nin, in, p->ixz, 0);
+  qp.wz_t = ei__nn_has(nin, in, p->iwz) ? &in[p->iwz] : NULL;
+  qp.nwz = nwz;
+  if (!p->integer) {
+    if (ei__q_check_param(n, nin, in, p->ixs, "x_scale", EI_FLOAT, 0, 0, &cnt, e2, sizeof e2) ||
+        ei__q_check_param(n, nin, in, p->iws, "w_scale", EI_FLOAT, 0, M, &nws, e2, sizeof e2) ||
+        ei__q_check_param(n, nin, in, p->iys, "y_scale", EI_FLOAT, 0, 0, &cnt, e2, sizeof e2))
+      return EI_OK;
+    if (ei__nn_has(nin, in, p->ib)) {
+      const ei__tensor *b = &in[p->ib];
+      if (b->dtype != EI_INT32 || b->rank != 1 || b->dims[0] != M) return EI_OK;
+      qp.bias = b->data;
+    }
+    qp.xs = ei__q_scale(&in[p->ixs], 0);
+    qp.ys = ei__q_scale(&in[p->iys], 0);
+    qp.ws = in[p->iws].data;
+    qp.nws = nws;
+  }
+  if (ei__q8c_cache_epilogue(&p->q8, &qp, xt, p->integer)) return EI_E_NOMEM;
+  n->params_bytes = p->q8.bytes;
+  return EI_OK;
+}
+
 ei_status ei__qconv_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
   qconv_params *p = ei__calloc(1, sizeof *p);
   if (!p) return EI_E_NOMEM;
@@ -96,6 +147,7 @@ ei_status ei__qconv_init(ei__graph *g, ei__node *n, char *err, size_t errlen) {
     k->w = NULL;
     k->wsum = NULL;
     n->params_bytes = p->q8.bytes;
+    if ((st = qconv_cache_epilogue(g, n, p))) return st;
   } else if (nomem) {
     return EI_E_NOMEM;
   }

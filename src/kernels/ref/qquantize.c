@@ -1,15 +1,56 @@
 /* QuantizeLinear and DequantizeLinear (opsets 10..23, and the com.microsoft forms): per-tensor or per-axis scale
  * and zero point, uint8 / int8 / uint16 / int16 quantized types (and int32 input to DequantizeLinear), float32
  * scales. Opset 21 block quantization (block_size != 0), float8 / int4 types and non-float32 precisions are
- * rejected as unsupported. Arithmetic: ei__quantize / ei__dequantize (src/quant/requant.h). */
+ * rejected as unsupported. Arithmetic: ei__quantize / ei__dequantize (src/quant/requant.h). float <-> uint8 / int8
+ * runs on the SIMD elementwise kernels of the level chosen at init (q8_kernels.h), bit-exact with the scalar loop. */
 #include <string.h>
 
+#include "kernels/q8_kernels.h"
 #include "kernels/ref/quant_ops.h"
 
 typedef struct qdq_params {
   int64_t axis;
   ei_dtype out_dtype; /* QuantizeLinear: output_dtype attribute (EI_UNDEFINED when absent) */
+  const ei__q8e_kernels *k; /* SIMD kernels, or NULL (EI_ISA=ref) */
 } qdq_params;
+
+/* ---- the SIMD runs: (outer, channel) runs of `inner` elements, in chunks over the pool ---- */
+
+#define QDQ_CHUNK 4096
+
+typedef struct qdq_job {
+  const qdq_params *p;
+  const ei__run *c;
+  int64_t C, inner, nchunk;
+  int quantize;
+} qdq_job;
+
+static void qdq_task(void *arg, int64_t b, int64_t e) {
+  const qdq_job *j = arg;
+  const ei__run *c = j->c;
+  for (int64_t t = b; t < e; t++) {
+    const int64_t r = t / j->nchunk, ch = r % j->C, k0 = (t % j->nchunk) * QDQ_CHUNK;
+    const int64_t k1 = k0 + QDQ_CHUNK < j->inner ? k0 + QDQ_CHUNK : j->inner, base = r * j->inner;
+    const float s = ei__q_scale(&c->in[1], ch);
+    const int32_t zp = ei__q_zp(c->nin, c->in, 2, ch);
+    if (j->quantize) {
+      const ei_dtype yt = c->out[0].dtype;
+      const ei__q8quant_args a = {(const float *)c->in[0].data + base, (uint8_t *)c->out[0].data + base, s, zp,
+                                  ei__qmin(yt), ei__qmax(yt)};
+      j->p->k->quant(&a, k0, k1);
+    } else {
+      const ei__q8dequant_args a = {(const uint8_t *)c->in[0].data + base, (float *)c->out[0].data + base, s, zp,
+                                    c->in[0].dtype == EI_INT8};
+      j->p->k->dequant(&a, k0, k1);
+    }
+  }
+}
+
+static void qdq_simd(const qdq_params *p, const ei__run *c, int64_t outer, int64_t C, int64_t inner, int quantize) {
+  qdq_job j = {p, c, C, inner, (inner + QDQ_CHUNK - 1) / QDQ_CHUNK, quantize};
+  if (inner <= 0 || outer * C <= 0) return;
+  ei__parallel_for(c->pool, outer * C * j.nchunk, inner >= QDQ_CHUNK ? 1 : QDQ_CHUNK / inner + 1, qdq_task, &j);
+}
 
 /* The opset whose semantics apply: the contrib (com.microsoft) forms behave as opset 13 (axis, no blocks). */
 static int eff_opset(const ei__node *n) { return n->domain[0] ? 13 : n->opset; }
@@ -60,6 +101,8 @@ static ei_status qdq_init(ei__node *n, int quantize, char *err, size_t errlen) {
   }
   if (n->nin < 2 || n->in[0] < 0 || n->in[1] < 0)
     return EI_NN_ERR(n, err, errlen, EI_E_INVALID_MODEL, "inputs x and scale are required");
+  p->k = ei__q8e_kernels_for(ei__isa_current());
+  if (p->k && (!p->k->quant || !p->k->dequant)) p->k = NULL;
   return EI_OK;
 }
 
@@ -164,6 +207,10 @@ ei_status ei__quantizelinear_run(ei__run *c) {
   ei_dtype yt;
   ei_status st = q_check(c->node, p, c->nin, c->in, &yt, &gm, c->err, c->errlen);
   if (st) return st;
+  if (p->k && c->in[0].dtype == EI_FLOAT && ei__q_is_8bit(yt) && c->out[0].dtype == yt) {
+    qdq_simd(p, c, gm.outer, gm.C, gm.inner, 1);
+    return EI_OK;
+  }
   const int32_t lo = ei__qmin(yt), hi = ei__qmax(yt);
   const int xint = c->in[0].dtype == EI_INT32;
   const float *xf = c->in[0].data;
@@ -183,8 +230,8 @@ ei_status ei__quantizelinear_run(ei__run *c) {
 }
 
 const char *ei__quantizelinear_kernel_name(const ei__node *n) {
-  (void)n;
-  return "quantize_ref";
+  const qdq_params *p = n->params;
+  return p && p->k ? p->k->quant_name : "quantize_ref";
 }
 
 /* ---- DequantizeLinear ---- */
@@ -218,6 +265,10 @@ ei_status ei__dequantizelinear_run(ei__run *c) {
   ei_status st = dq_check(c->node, p, c->nin, c->in, &gm, c->err, c->errlen);
   if (st) return st;
   const ei__tensor *x = &c->in[0];
+  if (p->k && ei__q_is_8bit(x->dtype)) {
+    qdq_simd(p, c, gm.outer, gm.C, gm.inner, 0);
+    return EI_OK;
+  }
   float *y = c->out[0].data;
   int64_t i = 0;
   for (int64_t o = 0; o < gm.outer; o++)
@@ -247,6 +298,6 @@ ei_status ei__dequantizelinear_run(ei__run *c) {
 }
 
 const char *ei__dequantizelinear_kernel_name(const ei__node *n) {
-  (void)n;
-  return "dequantize_ref";
+  const qdq_params *p = n->params;
+  return p && p->k ? p->k->dequant_name : "dequantize_ref";
 }

@@ -31,7 +31,7 @@ Q8_INLINE void igemm_tile(const ei__q8c_tile *t, const int NV) {
             acc[i * NV + j], _mm512_add_epi32(_mm512_madd_epi16(xl[j], w0), _mm512_madd_epi16(xh[j], w1)));
     }
   }
-  q8c_epilogue_zmm(t, acc, MR, NV);
+  q8c_epilogue_zmm(t, acc, MR, NV, 0);
 }
 
 void ei__q8c_igemm_avx512(const ei__q8c_tile *t) {

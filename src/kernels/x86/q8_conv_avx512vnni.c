@@ -8,7 +8,11 @@
 Q8_INLINE void igemm_tile(const ei__q8c_tile *t, const int NV) {
   __m512i acc[MR * 3];
   #pragma GCC unroll 32
-  for (int i = 0; i < MR * NV; i++) acc[i] = _mm512_setzero_si512();
+  for (int i = 0; i < MR; i++) { /* start from the channel's cterm (the epilogue then skips the add) */
+    const __m512i ct = _mm512_set1_epi32(i < t->mr ? t->e->cterm[t->m0 + i] : 0);
+    #pragma GCC unroll 32
+    for (int j = 0; j < NV; j++) acc[i * NV + j] = ct;
+  }
   const uint8_t *x = t->x;
   const int32_t *ko = t->koff;
   const int32_t *w = (const int32_t *)t->w;
@@ -24,7 +28,7 @@ Q8_INLINE void igemm_tile(const ei__q8c_tile *t, const int NV) {
       for (int j = 0; j < NV; j++) acc[i * NV + j] = _mm512_dpbusd_epi32(acc[i * NV + j], xv[j], wb);
     }
   }
-  q8c_epilogue_zmm(t, acc, MR, NV);
+  q8c_epilogue_zmm(t, acc, MR, NV, 1);
 }
 
 void ei__q8c_igemm_avx512vnni(const ei__q8c_tile *t) {

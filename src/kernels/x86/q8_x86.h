@@ -164,7 +164,8 @@ Q8_INLINE void q8_store_zmm(void *plane, int esize, __m512i v, const ei__q8_seg 
                          (__mmask16)(((1u << seg[s].n) - 1) << seg[s].lane), b);
 }
 
-Q8_INLINE void q8c_epilogue_zmm(const ei__q8c_tile *t, __m512i *acc, const int MR, const int NV) {
+/* ct_in_acc: the accumulators started from the channel's cterm (the kernel loaded it) */
+Q8_INLINE void q8c_epilogue_zmm(const ei__q8c_tile *t, __m512i *acc, const int MR, const int NV, const int ct_in_acc) {
   const ei__q8_segs *sg = t->sg;
   const ei__q8_epi *e = t->e;
   const int esize = e->mult ? 1 : 4;
@@ -179,7 +180,7 @@ Q8_INLINE void q8c_epilogue_zmm(const ei__q8c_tile *t, __m512i *acc, const int M
     const __m512 mult = _mm512_set1_ps(e->mult ? e->mult[m] : 0.f);
     #pragma GCC unroll 32
     for (int j = 0; j < NV; j++) {
-      __m512i a = _mm512_add_epi32(acc[i * NV + j], ct);
+      __m512i a = ct_in_acc ? acc[i * NV + j] : _mm512_add_epi32(acc[i * NV + j], ct);
       if (e->wz)
         a = _mm512_sub_epi32(a, _mm512_mullo_epi32(_mm512_set1_epi32(e->wz[m]),
                                                    _mm512_loadu_si512(t->xsum + 16 * j)));
