@@ -14,6 +14,7 @@ For each model (scripts/make-models, cached) it quantizes with the first N photo
     left: all fused (QLinearConv count = the float model's Conv count);
   - the quantized output agrees with the float one (cosine similarity) on ONNX Runtime and in --report.
 On tinycnn also: --method percentile / entropy / mse / auto (with --screen), --per-tensor, --activations s8,
+--bias-correction off (on by default: reported), --function-ranges on,
 --exclude, --target-cosine (the float fallback on a simulated model), calibration from a
 batched .npy (split along dim 0) and --samples, and command-line errors. Prints how long resnet18 takes.
 Exit 0 when everything passes.
@@ -265,13 +266,20 @@ def variants(ei, tmp, calib, evals):
     for opt, extra in [("percentile", ["--method", "percentile", "--percentile", "99.9"]),
                        ("entropy", ["--method", "entropy"]), ("mse", ["--method", "mse"]),
                        ("auto", ["--method", "auto", "--screen", "2"]), ("per-tensor", ["--per-tensor"]),
-                       ("s8", ["--activations", "s8"])]:
+                       ("s8", ["--activations", "s8"]), ("no-bias-correction", ["--bias-correction", "off"]),
+                       ("function-ranges", ["--method", "mse", "--function-ranges", "on"])]:
         q = os.path.join(tmp, "tiny_%s.onnx" % opt)
         r = run(base + ["-o", q] + extra)
         if not check(r.returncode == 0, "tinycnn %s: quantize" % opt):
             continue
         cos, sqnr, _ = report_numbers(r.stdout)
         print("  tinycnn %s: cosine %s, SQNR %s dB" % (opt, cos, sqnr))
+        bc = re.search(r"^bias correction: on, ([0-9]+) Conv/Gemm layers", r.stdout, re.M)
+        if opt == "no-bias-correction":
+            check(bc is None and "bias correction" not in r.stdout.split("wrote")[1].split("\n")[0],
+                  "tinycnn --bias-correction off: no correction")
+        else:
+            check(bc is not None and int(bc.group(1)) > 0, "tinycnn %s: bias correction on by default" % opt)
         check(cos is not None and cos >= 0.98, "tinycnn %s: cosine %s" % (opt, cos))
         ok, why = structure(q, fpath, s8=opt == "s8", per_tensor=opt == "per-tensor")
         check(ok, "tinycnn %s: QDQ layout %s" % (opt, "; ".join(why[:5])))
@@ -337,6 +345,9 @@ def variants(ei, tmp, calib, evals):
     r = run([ei, "quantize", fpath, "-o", os.path.join(tmp, "x.onnx"), "--calib", npy, "--method", "kl"],
             expect_rc=None)
     check(r.returncode == 2, "error: bad --method")
+    r = run([ei, "quantize", fpath, "-o", os.path.join(tmp, "x.onnx"), "--calib", npy, "--bias-correction", "yes"],
+            expect_rc=None)
+    check(r.returncode == 2 and "--bias-correction" in r.stderr, "error: bad --bias-correction")
     check(not os.path.exists(os.path.join(tmp, "x.onnx")), "errors write no file")
 
 

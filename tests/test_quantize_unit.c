@@ -206,6 +206,18 @@ static void test_estimators(void) {
   memset(neg, 0, sizeof neg);
   ei__calib_mse_range(pos, neg, B, 1.0, 0, &lo, &hi);
   CHECK(isfinite(lo) && isfinite(hi) && lo <= hi, "mse range of an empty histogram: [%g, %g]", lo, hi);
+
+  /* ranges through a function: uniform over [-16, 4). For sigmoid and x * sigmoid(x) the flat negative tail is
+   * clipped (little error there); the identity-like positive side keeps its bound. HardSwish is 0 below -3. */
+  for (int i = 0; i < B; i++) pos[i] = (i + 0.5) * 16.0 / B < 4.0 ? 1000 : 0, neg[i] = 1000;
+  ei__calib_fn_range(pos, neg, B, 16.0, 0, EI_FN_SILU, &lo, &hi);
+  CHECK(lo > -12 && lo < -3 && hi > 3.9, "silu range of U[-16, 4): [%g, %g]", lo, hi);
+  ei__calib_fn_range(pos, neg, B, 16.0, 0, EI_FN_HARDSWISH, &lo, &hi);
+  CHECK(lo >= -3.05 && lo < -2.5 && hi > 3.9, "hardswish range of U[-16, 4): [%g, %g]", lo, hi);
+  ei__calib_fn_range(pos, neg, B, 16.0, 0, EI_FN_SIGMOID, &lo, &hi);
+  CHECK(lo > -12 && lo < -4 && hi > 3.5, "sigmoid range of U[-16, 4): [%g, %g]", lo, hi);
+  ei__calib_fn_range(pos, neg, B, 16.0, 1, EI_FN_SILU, &lo, &hi);
+  CHECK(lo == -hi && hi > 3.9, "silu range, int8 (symmetric): [%g, %g]", lo, hi);
 }
 
 int main(void) {

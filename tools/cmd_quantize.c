@@ -1,5 +1,6 @@
 /* edgeinfer quantize: post-training static quantization of a float ONNX model into a QDQ ONNX model (calibration
- * on photos or .npy tensors, optionally with sample screening, a method search and a float fallback; then the
+ * on photos or .npy tensors, optionally with sample screening, a method search and a float fallback, and the
+ * empirical bias correction of the quantized Conv/Gemm layers; then the
  * per-layer SQNR of the written model against the float one and, with --report, the output's cosine, SQNR, top-1
  * agreement and distinct float top-1 classes). The work is in src/quant/ (calibrate.c, quantize.c, search.c);
  * this file parses options, loads the samples (kept in memory: several passes read them) and prints. */
@@ -33,7 +34,15 @@ static const char *help =
     "  --vector-margin M      activations with one value per channel (pooled features, squeeze-and-excitation\n"
     "                         vectors, logits) get their min/max widened by M whatever the method: so few values\n"
     "                         understate their range, and clipping a gate or a score costs more than a coarser\n"
-    "                         step (default 2; 1: off)\n"
+    "                         step (default 1.25; 1: off)\n"
+    "  --bias-correction on|off  empirical bias correction (default on): for every quantized Conv/Gemm, the mean\n"
+    "                         output per channel over the calibration samples is made equal in the quantized and\n"
+    "                         the float model (the difference, computed layer after layer with the quantized\n"
+    "                         model's inputs, which also absorbs upstream quantization bias, is added to the float\n"
+    "                         bias before it is quantized to int32; each channel's correction is shrunk by its\n"
+    "                         standard error over the samples); --method auto fits it for every method\n"
+    "  --function-ranges on|off  tensors read only through sigmoid, x*sigmoid(x) or HardSwish get the range\n"
+    "                         with the least error of that function's output (histogram methods; default off)\n"
     "  --per-tensor           one weight scale per tensor (default: one per output channel)\n"
     "  --activations u8|s8    asymmetric uint8 (default) or symmetric int8 activations\n"
     "  --exclude NODE,...     nodes left in float (names as in 'edgeinfer inspect --nodes'); repeatable\n"
@@ -316,6 +325,16 @@ static int parse_args(int argc, char **argv, cli_common *c, qopts *o) {
       o->q.percentile = strtod(argv[++i], &e);
       if (e == argv[i] || *e || !(o->q.percentile > 0 && o->q.percentile <= 100))
         return cli_die("bad --percentile '%s' (0 < P <= 100)", argv[i]);
+    } else if (!strcmp(a, "--bias-correction") && has_value) {
+      const char *v = argv[++i];
+      if (!strcmp(v, "on")) o->q.bias_correction = 1;
+      else if (!strcmp(v, "off")) o->q.bias_correction = 0;
+      else return cli_die("bad --bias-correction '%s' (on or off)", v);
+    } else if (!strcmp(a, "--function-ranges") && has_value) {
+      const char *v = argv[++i];
+      if (!strcmp(v, "on")) o->q.func_ranges = 1;
+      else if (!strcmp(v, "off")) o->q.func_ranges = 0;
+      else return cli_die("bad --function-ranges '%s' (on or off)", v);
     } else if (!strcmp(a, "--per-tensor")) {
       o->q.per_tensor = 1;
     } else if (!strcmp(a, "--activations") && has_value) {
@@ -463,10 +482,10 @@ static int choose_method(ei__calib *cal, qopts *o, const sample_list *l, const e
   int rc = 1, nfit = 0, nscore = 0;
   if (n <= 0) return cli_die("no calibration samples");
   uint8_t *all = malloc((size_t)n + 1), *fit = calloc((size_t)n + 1, 1);
-  ei_tensor *score = calloc((size_t)n + 1, sizeof *score);
+  ei_tensor *score = calloc((size_t)n + 1, sizeof *score), *fitx = calloc((size_t)n + 1, sizeof *fitx);
   ei__qsearch qs;
   memset(&qs, 0, sizeof qs);
-  if (!all || !fit || !score) {
+  if (!all || !fit || !score || !fitx) {
     cli_die("out of memory");
     goto done;
   }
@@ -485,17 +504,26 @@ static int choose_method(ei__calib *cal, qopts *o, const sample_list *l, const e
   if ((s = ei__calib_use(cal, fit, err, sizeof err))) goto fail;
   if (calibrate_pass(cal, 1, l, x, n, tty)) goto done;
   if ((s = ei__qsearch_init(&qs, cal, score, nscore, pool, err, sizeof err))) goto fail;
+  if (o->q.bias_correction) {
+    int nf = 0;
+    for (int i = 0; i < n; i++)
+      if (fit[i]) fitx[nf++] = x[i];
+    if ((s = ei__bias_create(cal, fitx, nf, &qs.bias, err, sizeof err))) goto fail;
+  }
   ei__qtrial t[8];
   int nt = 0;
   if ((s = ei__qsearch_method(&qs, keep_float, t, &nt, err, sizeof err))) goto fail;
   progress_break();
-  printf("calibration methods (simulated model, first output; ranges from %d calibration samples, scored on %d "
-         "others):\n", nfit, nscore);
+  printf("calibration methods (simulated model, first output; ranges%s from %d calibration samples, scored on %d "
+         "others):\n", qs.bias ? " and bias correction" : "", nfit, nscore);
   for (int i = 0; i < nt; i++) {
     char label[64];
     if (t[i].method == EI_CALIB_PERCENTILE) snprintf(label, sizeof label, "percentile %g", t[i].percentile);
     else snprintf(label, sizeof label, "%s", ei__calib_method_name(t[i].method));
     print_score_line(label, &t[i].score);
+    if (qs.bias)
+      printf("  %-24s cosine %.6f  SQNR %6.2f dB\n", "  without bias correction", t[i].score_off.cosine,
+             t[i].score_off.sqnr);
   }
   o->q.method = cal->opt.method;
   o->q.percentile = cal->opt.percentile;
@@ -508,10 +536,12 @@ fail:
   progress_break();
   cli_die("method search: %s (%s)", err, ei_strerror(s));
 done:
+  ei__bias_free(qs.bias);
   ei__qsearch_free(&qs);
   free(all);
   free(fit);
   free(score);
+  free(fitx);
   return rc;
 }
 
@@ -571,6 +601,22 @@ fail:
   }
   ei__qsearch_free(&qs);
   return rc;
+}
+
+/* --bias-correction on: the corrections of the final ranges, fitted on every kept calibration sample. */
+static int bias_correct(ei__calib *cal, const ei_tensor *x, int n, int tty, const uint8_t *keep_float) {
+  char err[1024];
+  ei__bias *b = NULL;
+  ei__bias_info info;
+  progress_ctx pc = {tty, "bias correction"};
+  ei_status s = ei__bias_create(cal, x, n, &b, err, sizeof err);
+  if (!s) s = ei__bias_correct(b, keep_float, &info, search_progress, &pc, err, sizeof err);
+  ei__bias_free(b);
+  progress_break();
+  if (s) return cli_die("bias correction: %s (%s)", err, ei_strerror(s));
+  printf("bias correction: on, %d Conv/Gemm layers on %d calibration sample%s; mean |correction| %.3f output "
+         "quantization steps\n", info.layers, info.samples, info.samples == 1 ? "" : "s", info.steps);
+  return 0;
 }
 
 static void print_output_line(const char *what, const char *name, const ei__qeval_stats *st) {
@@ -692,6 +738,8 @@ static int run_quantize(qopts *o, cli_common *c) {
   double t2 = cli_now_ms();
   if ((o->sensitivity || o->target_cos > 0) && search(cal, o, kx, nkept, pool, tty, keep_float)) goto out;
   double t2b = cli_now_ms();
+  if (o->q.bias_correction && bias_correct(cal, kx, nkept, tty, keep_float)) goto out;
+  double t2c = cli_now_ms();
   ei__build_options bo = {.simulate = 0, .keep_float = keep_float};
   if ((s = ei__quantize_build_ex(cal, &bo, &qm, print_warning, NULL, err, sizeof err))) {
     cli_die("%s (%s)", err, ei_strerror(s));
@@ -699,9 +747,10 @@ static int run_quantize(qopts *o, cli_common *c) {
   }
   if ((s = ei__quant_write_file(o->output, qm.bytes, qm.size, err, sizeof err))) { cli_die("%s", err); goto out; }
   double t3 = cli_now_ms();
-  printf("wrote %s: %.2f MB, opset %d; %d nodes quantized, %d left in float; calibrated on %d sample%s (%s%s)\n",
+  printf("wrote %s: %.2f MB, opset %d; %d nodes quantized, %d left in float; calibrated on %d sample%s (%s%s%s)\n",
          o->output, qm.size / 1e6, qm.opset, qm.nodes_quantized, qm.nodes_float, nkept, nkept == 1 ? "" : "s",
-         ei__calib_method_name(o->q.method), o->q.act_s8 ? ", int8 activations" : ", uint8 activations");
+         ei__calib_method_name(o->q.method), o->q.act_s8 ? ", int8 activations" : ", uint8 activations",
+         o->q.bias_correction ? ", bias correction" : "");
   fflush(stdout);
   for (int i = 0; i < o->neval; i++)
     if (add_path(&eval, o->eval[i], &vi)) goto out;
@@ -709,9 +758,10 @@ static int run_quantize(qopts *o, cli_common *c) {
   int ne = o->eval_samples < (o->neval ? el->n : n) ? o->eval_samples : (o->neval ? el->n : n);
   if (ne > 0 && evaluate(cal, &qm, el, ne, &vi, c, pool, o, tty)) goto out;
   double t4 = cli_now_ms();
-  printf("time: %.2f s (loading %.2f s, calibration %.2f s, method search %.2f s, float fallback %.2f s, writing "
-         "%.2f s, comparison %.2f s)\n", (t4 - t0) / 1e3, (t1 - t0) / 1e3, (t2 - t1 - (tm1 - tm0)) / 1e3,
-         (tm1 - tm0) / 1e3, (t2b - t2) / 1e3, (t3 - t2b) / 1e3, (t4 - t3) / 1e3);
+  printf("time: %.2f s (loading %.2f s, calibration %.2f s, method search %.2f s, float fallback %.2f s, bias "
+         "correction %.2f s, writing %.2f s, comparison %.2f s)\n", (t4 - t0) / 1e3, (t1 - t0) / 1e3,
+         (t2 - t1 - (tm1 - tm0)) / 1e3, (tm1 - tm0) / 1e3, (t2b - t2) / 1e3, (t2c - t2b) / 1e3, (t3 - t2c) / 1e3,
+         (t4 - t3) / 1e3);
   rc = 0;
 out:
   ei__qmodel_free(&qm);

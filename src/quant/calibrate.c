@@ -38,7 +38,9 @@ void ei__quant_options_init(ei__quant_options *o) {
   memset(o, 0, sizeof *o);
   o->method = EI_CALIB_MINMAX;
   o->percentile = 99.99;
-  o->vector_margin = 2.0;
+  o->vector_margin = 1.25;
+  o->bias_correction = 1;
+  o->func_ranges = 0;
   o->max_arena = (size_t)4 << 30;
 }
 
@@ -134,6 +136,8 @@ static ei_status read_file(const char *path, uint8_t **data, size_t *size, char 
   return EI_OK;
 }
 
+static int consumer_fn(const ei__graph *g, int v);
+
 static int is_quantized_op(const ei__node *n) {
   static const char *const ops[] = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
                                     "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd", "QLinearMul",
@@ -185,13 +189,15 @@ ei_status ei__calib_create(const char *path, const ei__quant_options *o, ei_thre
   c->lo = ei__calloc((size_t)g->nvalues + 1, sizeof(float));
   c->hi = ei__calloc((size_t)g->nvalues + 1, sizeof(float));
   c->has_range = ei__calloc((size_t)g->nvalues + 1, 1);
-  if (!c->stats || !c->lo || !c->hi || !c->has_range) {
+  c->fn = ei__calloc((size_t)g->nvalues + 1, 1);
+  if (!c->stats || !c->lo || !c->hi || !c->has_range || !c->fn) {
     ei__calib_free(c);
     return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   }
   for (int v = 0; v < g->nvalues; v++) {
     const ei__value *val = &g->values[v];
     c->stats[v].observe = !val->is_const && (val->is_input || val->producer >= 0);
+    if (c->stats[v].observe) c->fn[v] = (uint8_t)consumer_fn(g, v);
   }
   *out = c;
   return EI_OK;
@@ -212,6 +218,8 @@ void ei__calib_free(ei__calib *c) {
   ei__free(c->lo);
   ei__free(c->hi);
   ei__free(c->has_range);
+  ei__free(c->fn);
+  ei__bias_clear(c);
   ei__probe_free(&c->probe);
   ei__free(c);
 }
@@ -633,6 +641,149 @@ void ei__calib_mse_range(const uint64_t *pos, const uint64_t *neg, int bins, dou
   *lo = -bn * width;
 }
 
+/* ---- ranges for what the consumers compute ---- */
+
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+/* f(x) and f'(x) of a consumer function. */
+static void fn_eval(int fn, double x, double *f, double *df) {
+  switch (fn) {
+    case EI_FN_SIGMOID: {
+      double s = sigmoid(x);
+      *f = s;
+      *df = s * (1 - s);
+      return;
+    }
+    case EI_FN_SILU: {
+      double s = sigmoid(x);
+      *f = x * s;
+      *df = s * (1 + x * (1 - s));
+      return;
+    }
+    case EI_FN_HARDSWISH:
+      *f = x <= -3 ? 0 : x >= 3 ? x : x * (x + 3) / 6;
+      *df = x <= -3 ? 0 : x >= 3 ? 1 : x / 3 + 0.5;
+      return;
+    default:
+      *f = x;
+      *df = 1;
+  }
+}
+
+/* One side of the histogram (sign: +1 or -1) through fn: d[j] = sum over bins k < j of count * f'(x)^2 (inside a bound
+ * at bin edge j), and suffix sums over bins >= j of count, count * f(x), count * f(x)^2 (clipped by it). */
+typedef struct fn_side {
+  double *d, *n, *s1, *s2;
+} fn_side;
+
+static int fn_side_make(fn_side *t, const uint64_t *h, int bins, double width, double sign, int fn) {
+  t->d = ei__malloc(sizeof(double) * 4 * ((size_t)bins + 1));
+  if (!t->d) return 0;
+  t->n = t->d + bins + 1;
+  t->s1 = t->n + bins + 1;
+  t->s2 = t->s1 + bins + 1;
+  t->d[0] = 0;
+  t->n[bins] = t->s1[bins] = t->s2[bins] = 0;
+  for (int i = 0; i < bins; i++) {
+    double f, df;
+    fn_eval(fn, sign * (i + 0.5) * width, &f, &df);
+    t->d[i + 1] = t->d[i] + (double)h[i] * df * df;
+  }
+  for (int i = bins - 1; i >= 0; i--) {
+    double f, df, k = (double)h[i];
+    fn_eval(fn, sign * (i + 0.5) * width, &f, &df);
+    t->n[i] = t->n[i + 1] + k;
+    t->s1[i] = t->s1[i + 1] + k * f;
+    t->s2[i] = t->s2[i + 1] + k * f * f;
+  }
+  return 1;
+}
+
+/* Squared error, through fn, of clipping the bins >= j of a side to its bound j * width. */
+static double fn_clip_error(const fn_side *t, int j, double width, double sign, int fn) {
+  double fb, df;
+  fn_eval(fn, sign * j * width, &fb, &df);
+  double e = t->s2[j] - 2 * fb * t->s1[j] + fb * fb * t->n[j];
+  return e > 0 ? e : 0;
+}
+
+void ei__calib_fn_range(const uint64_t *pos, const uint64_t *neg, int bins, double amax, int symmetric, int fn,
+                        double *lo, double *hi) {
+  *lo = -amax;
+  *hi = amax;
+  if (bins < 2 || !(amax > 0)) return;
+  double width = amax / bins;
+  fn_side tp, tn;
+  if (!fn_side_make(&tp, pos, bins, width, 1, fn)) return;
+  if (!fn_side_make(&tn, neg, bins, width, -1, fn)) {
+    ei__free(tp.d);
+    return;
+  }
+  int stride = bins > 512 ? bins / 512 : 1, has_neg = tn.n[0] > 0, has_pos = tp.n[0] > 0;
+  double best = INFINITY;
+  int bp = bins, bn = has_neg ? bins : 0;
+  /* clip errors per candidate bound, once */
+  double *cp = ei__malloc(sizeof(double) * 2 * ((size_t)bins + 2));
+  if (cp) {
+    double *cn = cp + bins + 2;
+    for (int j = 0; j <= bins; j++) {
+      cp[j] = fn_clip_error(&tp, j, width, 1, fn);
+      cn[j] = fn_clip_error(&tn, j, width, -1, fn);
+    }
+    if (symmetric) {
+      for (int j = stride; j <= bins; j = next_bound(j, stride, bins)) {
+        double step = j * width / 127.0;
+        double e = step * step / 12.0 * (tp.d[j] + tn.d[j]) + cp[j] + cn[j];
+        if (e < best) best = e, bp = bn = j;
+      }
+    } else {
+      for (int jp = has_pos ? stride : 0; jp <= bins; jp = has_pos ? next_bound(jp, stride, bins) : bins + 1)
+        for (int jn = has_neg ? stride : 0; jn <= bins; jn = has_neg ? next_bound(jn, stride, bins) : bins + 1) {
+          if (jp + jn == 0) continue;
+          double step = (jp + jn) * width / 255.0;
+          double e = step * step / 12.0 * (tp.d[jp] + tn.d[jn]) + cp[jp] + cn[jn];
+          if (e < best) best = e, bp = jp, bn = jn;
+        }
+    }
+  }
+  ei__free(cp);
+  ei__free(tp.d);
+  ei__free(tn.d);
+  *hi = bp * width;
+  *lo = -bn * width;
+}
+
+/* What the consumers of v compute from it, when that is one function: EI_FN_SIGMOID (every consumer a Sigmoid),
+ * EI_FN_SILU (Sigmoid(v) and Mul(v, Sigmoid(v)): x * sigmoid(x)), EI_FN_HARDSWISH (every consumer a HardSwish);
+ * else EI_FN_NONE. */
+static int consumer_fn(const ei__graph *g, int v) {
+  if (g->values[v].is_output) return EI_FN_NONE;
+  int nsig = 0, nmul = 0, nhs = 0, other = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const ei__node *n = &g->nodes[i];
+    int uses = 0;
+    for (int k = 0; k < n->nin; k++) uses += n->in[k] == v;
+    if (!uses || n->dead) continue;
+    int plain = !n->domain[0] && n->act.kind == EI_ACT_NONE;
+    if (plain && !strcmp(n->op_type, "Sigmoid")) {
+      nsig++;
+    } else if (plain && !strcmp(n->op_type, "HardSwish")) {
+      nhs++;
+    } else if (plain && !strcmp(n->op_type, "Mul") && n->nin == 2 && uses == 1) {
+      int o = n->in[0] == v ? n->in[1] : n->in[0], p = o >= 0 ? g->values[o].producer : -1;
+      const ei__node *s = p >= 0 ? &g->nodes[p] : NULL;
+      if (s && !s->domain[0] && !strcmp(s->op_type, "Sigmoid") && s->act.kind == EI_ACT_NONE && s->in[0] == v) nmul++;
+      else other++;
+    } else {
+      other++;
+    }
+  }
+  if (other) return EI_FN_NONE;
+  if (nhs) return nsig || nmul ? EI_FN_NONE : EI_FN_HARDSWISH;
+  if (nsig) return nmul ? EI_FN_SILU : EI_FN_SIGMOID;
+  return EI_FN_NONE;
+}
+
 static void finish_range(void *arg, int64_t begin, int64_t end) {
   ei__calib *c = arg;
   int hist = c->opt.method != EI_CALIB_MINMAX && c->opt.method != EI_CALIB_AUTO && c->samples[1] > 0;
@@ -646,7 +797,9 @@ static void finish_range(void *arg, int64_t begin, int64_t end) {
       hi *= c->opt.vector_margin;
     } else if (hist && st->pos && st->amax > 0) {
       double tlo, thi;
-      if (c->opt.method == EI_CALIB_PERCENTILE) {
+      if (c->opt.func_ranges && c->fn[v]) {
+        ei__calib_fn_range(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.act_s8, c->fn[v], &tlo, &thi);
+      } else if (c->opt.method == EI_CALIB_PERCENTILE) {
         ei__calib_percentile(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.percentile, c->opt.act_s8, &tlo, &thi);
       } else if (c->opt.method == EI_CALIB_MSE) {
         ei__calib_mse_range(st->pos, st->neg, CALIB_BINS, st->amax, c->opt.act_s8, &tlo, &thi);
@@ -670,6 +823,7 @@ static void finish_range(void *arg, int64_t begin, int64_t end) {
 ei_status ei__calib_finish(ei__calib *c, char *err, size_t errlen) {
   (void)err;
   (void)errlen;
+  ei__bias_clear(c);
   ei__parallel_for(c->probe.pool, c->probe.g->nvalues, 1, finish_range, c);
   return EI_OK;
 }

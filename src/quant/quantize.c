@@ -106,6 +106,7 @@ typedef struct builder {
   int s8;
   int opset;
   int simulate;           /* weights and biases as float constants (their dequantized values) */
+  int bias_hooks;         /* simulate: an Add of a zero constant after each quantized Conv/Gemm (bias correction) */
   const uint8_t *keep_float; /* per node: left in float (or NULL) */
   nameset names;
   uint8_t *quant;         /* per node: written quantized */
@@ -485,11 +486,36 @@ static const char *write_dequantized(builder *b, const char *base, void *q, ei_d
   return name;
 }
 
+int ei__quant_weight_axis(const ei__node *n, const ei__value *w, int per_tensor) {
+  if (per_tensor) return -1;
+  if (is_op(n, "Conv")) return 0;
+  if (is_op(n, "Gemm")) return ei__attr_int(n, "transB", 0) ? 0 : 1;
+  return w->rank == 2 ? 1 : -1;
+}
+
+void ei__quant_weight(const ei__value *w, int axis, float *sc, int8_t *q) {
+  const float *x = w->data;
+  int64_t n = vnumel(w), ch = axis >= 0 ? w->dims[axis] : 1, inner = 1;
+  for (int d = axis + 1; axis >= 0 && d < w->rank; d++) inner *= w->dims[d];
+  /* element e belongs to channel (e / inner) % ch */
+  float *amax = sc;
+  for (int64_t c = 0; c < ch; c++) amax[c] = 0;
+  for (int64_t e = 0; e < n; e++) {
+    int64_t c = axis >= 0 ? (e / inner) % ch : 0;
+    float a = fabsf(x[e]);
+    if (a > amax[c] && isfinite(a)) amax[c] = a;
+  }
+  for (int64_t c = 0; c < ch; c++) sc[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+  for (int64_t e = 0; e < n; e++) {
+    int64_t c = axis >= 0 ? (e / inner) % ch : 0;
+    q[e] = (int8_t)ei__quantize(x[e], sc[c], 0, -127, 127);
+  }
+}
+
 /* Int8 symmetric weights of constant w, per channel along axis (or per tensor when axis < 0), behind a
  * DequantizeLinear. Returns the DQ output; *scales (ei__malloc'd, *nscales entries) receives the scales. */
 static const char *emit_weight(builder *b, int wv, int axis, float **scales, int64_t *nscales) {
   const ei__value *w = &b->g->values[wv];
-  const float *x = w->data;
   int64_t n = vnumel(w), ch = axis >= 0 ? w->dims[axis] : 1, inner = 1;
   for (int d = axis + 1; axis >= 0 && d < w->rank; d++) inner *= w->dims[d];
   float *sc = ei__calloc((size_t)ch + 1, sizeof(float));
@@ -502,18 +528,7 @@ static const char *emit_weight(builder *b, int wv, int axis, float **scales, int
     fail_nomem(b);
     return "";
   }
-  /* element e belongs to channel (e / inner) % ch */
-  float *amax = sc;
-  for (int64_t e = 0; e < n; e++) {
-    int64_t c = axis >= 0 ? (e / inner) % ch : 0;
-    float a = fabsf(x[e]);
-    if (a > amax[c] && isfinite(a)) amax[c] = a;
-  }
-  for (int64_t c = 0; c < ch; c++) sc[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
-  for (int64_t e = 0; e < n; e++) {
-    int64_t c = axis >= 0 ? (e / inner) % ch : 0;
-    q[e] = (int8_t)ei__quantize(x[e], sc[c], 0, -127, 127);
-  }
+  ei__quant_weight(w, axis, sc, q);
   const char *base = w->name;
   if (b->simulate) {
     ei__free(zp);
@@ -538,11 +553,10 @@ static const char *emit_weight(builder *b, int wv, int axis, float **scales, int
   return out;
 }
 
-/* Int32 bias of length m (a constant broadcasting along m) with scale x_scale * w_scale[c], zero point 0. */
-static const char *emit_bias(builder *b, int bv, int64_t m, float x_scale, const float *ws, int64_t nws) {
-  const ei__value *bias = &b->g->values[bv];
-  const float *x = bias->data;
-  int64_t nb = vnumel(bias);
+/* Int32 bias of length m with scale x_scale * w_scale[c], zero point 0: the float bias x (nb values broadcasting
+ * along m; NULL: zeros) plus the bias correction delta (m values; may be NULL). base names the initializers. */
+static const char *emit_bias(builder *b, const float *x, int64_t nb, const char *base, int64_t m, float x_scale,
+                             const float *ws, int64_t nws, const float *delta) {
   int32_t *q = ei__malloc(sizeof(int32_t) * (size_t)(m + 1)), *zp = ei__calloc((size_t)m + 1, sizeof(int32_t));
   float *bs = ei__malloc(sizeof(float) * (size_t)(m + 1));
   if (!q || !zp || !bs) {
@@ -554,10 +568,10 @@ static const char *emit_bias(builder *b, int bv, int64_t m, float x_scale, const
   }
   for (int64_t c = 0; c < m; c++) {
     bs[c] = x_scale * ws[nws == 1 ? 0 : c]; /* float32, as the integer kernels compute it */
-    double r = bs[c] > 0 ? nearbyint((double)x[nb == 1 ? 0 : c] / (double)bs[c]) : 0;
+    double v = (x ? (double)x[nb == 1 ? 0 : c] : 0.0) + (delta ? (double)delta[c] : 0.0);
+    double r = bs[c] > 0 ? nearbyint(v / (double)bs[c]) : 0;
     q[c] = r > 2147483647.0 ? INT32_MAX : r < -2147483648.0 ? INT32_MIN : (int32_t)r;
   }
-  const char *base = bias->name;
   if (b->simulate) {
     ei__free(zp);
     const char *name = write_dequantized(b, base, q, EI_INT32, m, bs, m, 1, 1, &m);
@@ -741,6 +755,38 @@ static void emit_act(builder *b, const ei__node *n, const ei__act *a, const char
   ei__pbw_end(&b->w);
 }
 
+/* Simulation models with bias hooks: out = in + a zero constant of one value per output channel of Conv/Gemm n. */
+static void emit_bias_hook(builder *b, const ei__node *n, const char *in, const char *out) {
+  int64_t m = is_op(n, "Conv") ? b->g->values[n->in[1]].dims[0] : gemm_n(b, n), dims[EI_MAX_DIMS];
+  int rank = is_op(n, "Conv") ? b->g->values[n->in[1]].rank : 1;
+  for (int d = 0; d < rank; d++) dims[d] = 1;
+  dims[is_op(n, "Conv") ? 1 : 0] = m;
+  float *zero = ei__calloc((size_t)m + 1, sizeof(float));
+  if (!zero) {
+    fail_nomem(b);
+    return;
+  }
+  const char *cn = uniq(b, n->name, "_bias_correction_delta");
+  write_init(b, cn, EI_FLOAT, rank, dims, zero);
+  ei__free(zero);
+  const char *ins[2] = {in, cn};
+  node1(b, uniq(b, n->name, "_bias_correction"), "Add", ins, 2, out);
+  ei__pbw_end(&b->w);
+}
+
+/* Output channels of a quantized Conv or Gemm. */
+static int64_t linear_m(const builder *b, const ei__node *n) {
+  return is_op(n, "Conv") ? b->g->values[n->in[1]].dims[0] : gemm_n(b, n);
+}
+
+/* The scale of the quantized input activation of a linear node. */
+static float input_scale(builder *b, const ei__node *n) {
+  const char *s, *z;
+  qparam xp;
+  group_params(b, n->in[0], &s, &z, &xp);
+  return xp.scale;
+}
+
 /* Node i with its inputs resolved; outputs under pname; a fused activation written after it unless dropped. */
 static void emit_node(builder *b, int i) {
   const ei__node *n = &b->g->nodes[i];
@@ -755,25 +801,27 @@ static void emit_node(builder *b, int i) {
   int nin = n->nin, kind = b->kind[i];
   float *wscales = NULL;
   int64_t nws = 0;
+  int hook = b->bias_hooks && b->quant[i] && (is_op(n, "Conv") || is_op(n, "Gemm"));
+  const float *delta = b->quant[i] && kind == K_LINEAR && b->c->bias_delta && !hook ? b->c->bias_delta[i] : NULL;
   for (int k = 0; k < n->nin; k++) {
     int v = n->in[k];
     if (b->quant[i] && kind == K_LINEAR && k == 1 && is_float_const(b, v)) {
       const ei__value *w = &b->g->values[v];
-      int axis = b->c->opt.per_tensor ? -1 : is_op(n, "Conv") ? 0
-                 : is_op(n, "Gemm") ? (ei__attr_int(n, "transB", 0) ? 0 : 1)
-                 : w->rank == 2 ? 1 : -1;
-      ins[k] = emit_weight(b, v, axis, &wscales, &nws);
+      ins[k] = emit_weight(b, v, ei__quant_weight_axis(n, w, b->c->opt.per_tensor), &wscales, &nws);
     } else if (b->quant[i] && kind == K_LINEAR && k == 2 && v >= 0) {
-      const char *s, *z;
-      qparam xp;
-      group_params(b, n->in[0], &s, &z, &xp);
-      int64_t m = is_op(n, "Conv") ? b->g->values[n->in[1]].dims[0] : gemm_n(b, n);
-      ins[k] = wscales ? emit_bias(b, v, m, xp.scale, wscales, nws) : "";
+      const ei__value *bias = &b->g->values[v];
+      ins[k] = wscales ? emit_bias(b, bias->data, vnumel(bias), bias->name, linear_m(b, n), input_scale(b, n),
+                                   wscales, nws, delta) : "";
     } else if (b->quant[i] && (kind == K_BINARY || kind == K_CONCAT) && is_float_const(b, v)) {
       ins[k] = emit_const_act(b, v);
     } else {
       ins[k] = input_name(b, i, k);
     }
+  }
+  /* a bias correction for a Conv/Gemm without a bias: one of its own */
+  if (delta && wscales && (nin < 3 || n->in[2] < 0) && (is_op(n, "Conv") || is_op(n, "Gemm"))) {
+    ins[2] = emit_bias(b, NULL, 1, n->name, linear_m(b, n), input_scale(b, n), wscales, nws, delta);
+    nin = 3;
   }
   ei__free(wscales);
   nin = extra_inputs(b, n, ins, nin);
@@ -788,6 +836,7 @@ static void emit_node(builder *b, int i) {
     if (!used) continue;
     outs[k] = b->pname[v];
     if (k == 0 && write_act) outs[k] = preact = uniq(b, b->g->values[v].name, "_preact");
+    if (k == 0 && hook) outs[k] = preact = uniq(b, b->g->values[v].name, "_before_bias_correction");
   }
   int nout = n->nout;
   while (nout > 1 && !outs[nout - 1][0]) nout--;
@@ -795,6 +844,7 @@ static void emit_node(builder *b, int i) {
   write_attrs(b, n);
   ei__pbw_end(&b->w);
   if (write_act) emit_act(b, n, &n->act, preact, b->pname[n->out[0]]);
+  if (hook) emit_bias_hook(b, n, preact, b->pname[n->out[0]]);
   ei__free(ins);
   ei__free(outs);
 }
@@ -889,6 +939,7 @@ ei_status ei__quantize_build_ex(const ei__calib *c, const ei__build_options *bo,
   b.c = c;
   if (bo) {
     b.simulate = bo->simulate;
+    b.bias_hooks = bo->simulate && bo->bias_hooks;
     b.keep_float = bo->keep_float;
   }
   b.g = g;

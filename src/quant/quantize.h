@@ -6,7 +6,8 @@
  *                simulation model with dequantized float weights), the atomic file write, and the
  *                float-vs-quantized comparison (per-layer SQNR, output cosine, top-1, distinct classes);
  *   search.c     searches on calibration samples with simulation models: the calibration method (auto) and
- *                the float fallback (per-tensor sensitivity).
+ *                the float fallback (per-tensor sensitivity);
+ *   bias.c       empirical bias correction of the quantized Conv/Gemm layers (simulation models).
  * The CLI front end is tools/cmd_quantize.c. */
 #ifndef EI_QUANT_QUANTIZE_H
 #define EI_QUANT_QUANTIZE_H
@@ -28,9 +29,14 @@ typedef struct ei__quant_options {
   int nexclude;
   size_t max_arena;           /* planning limit for the probes (default 4 GiB) */
   double vector_margin;       /* activations with one value per channel and sample (pooled features, SE vectors,
-                               * logits): min/max widened by this factor whatever the method (default 2; 1: off) */
+                               * logits): min/max widened by this factor whatever the method (default 1.25, chosen by
+                               * 2-fold cross-validation on tests/calib-photos.txt with bias correction; 1: off) */
   double screen;              /* > 1: calibration keeps the main group of samples whose activation scales agree
                                * within this factor (see ei__calib_screen); 0: every sample */
+  int bias_correction;        /* empirical bias correction of quantized Conv/Gemm layers (bias.c; default on) */
+  int func_ranges;            /* histogram methods: tensors read only by one function (sigmoid, x * sigmoid(x),
+                               * HardSwish) get the range that minimizes the error of that function's output
+                               * (ei__calib_fn_range) instead of the method's (default off: no gain measured) */
 } ei__quant_options;
 void ei__quant_options_init(ei__quant_options *o);
 const char *ei__calib_method_name(ei__calib_method m);
@@ -70,11 +76,15 @@ typedef struct ei__calib {
   int64_t samples[2];     /* samples seen per pass */
   float *lo, *hi;         /* calibrated range per value (after ei__calib_finish) */
   uint8_t *has_range;
+  uint8_t *fn;            /* per value: EI_FN_* of its consumers */
   /* per pass-0 sample (samples[0] of them, room for samp_cap), per value: min, max, RMS (NAN: not observed) */
   float *slo, *shi, *srms;
   int64_t samp_cap;
   uint8_t *accepted;      /* per pass-0 sample, after ei__calib_screen (NULL: all) */
   int center, screened;   /* the screening's reference sample (-1: none) and how many samples it dropped */
+  float **bias_delta;     /* per node of probe.g: per output channel, added to the float bias of a quantized
+                           * Conv/Gemm before it is quantized to int32 (bias.c); NULL: none. ei__calib_finish (new
+                           * ranges) clears them. */
 } ei__calib;
 
 /* Screening: the distance between two samples is the EI_SCREEN_SHARE quantile, over the observed activations, of
@@ -103,7 +113,8 @@ ei_status ei__calib_use(ei__calib *c, const uint8_t *use, char *err, size_t errl
 /* The screening distance (log2) of the sample last run on probe p (the float model c->probe, or any probe of the
  * same graph) to the screening centre; 0 when there is no centre. */
 double ei__calib_regime_distance(const ei__calib *c, const ei__probe *p);
-/* Computes every observed value's range with the chosen method (into c->lo, c->hi, c->has_range). */
+/* Computes every observed value's range with the chosen method (into c->lo, c->hi, c->has_range); clears the bias
+ * corrections (ei__bias_clear), which were computed for the previous ranges. */
 ei_status ei__calib_finish(ei__calib *c, char *err, size_t errlen);
 void ei__calib_free(ei__calib *c);
 
@@ -117,8 +128,22 @@ double ei__calib_entropy_threshold(const uint64_t *pos, const uint64_t *neg, int
  * rounding error step^2/12 for values inside, the distance to the bound for values outside. */
 void ei__calib_mse_range(const uint64_t *pos, const uint64_t *neg, int bins, double amax, int symmetric, double *lo,
                          double *hi);
+/* Functions that all consumers of a tensor apply to it. */
+enum { EI_FN_NONE = 0, EI_FN_SIGMOID, EI_FN_SILU, EI_FN_HARDSWISH };
+/* ei__calib_mse_range for a tensor x read only through the function fn (EI_FN_*): the range whose quantization
+ * has the least expected squared error of fn(x): fn'(x)^2 step^2 / 12 for values inside (rounding), (fn(bound) -
+ * fn(x))^2 for values outside; so the tail where fn is flat (sigmoid's, x * sigmoid(x)'s negative one) is clipped
+ * nearly for free and its levels go where fn moves. */
+void ei__calib_fn_range(const uint64_t *pos, const uint64_t *neg, int bins, double amax, int symmetric, int fn,
+                        double *lo, double *hi);
 
 /* ---- the QDQ model (quantize.c) ---- */
+
+/* The axis of per-channel weight scales of the linear node n whose constant weight is w (-1: per tensor). */
+int ei__quant_weight_axis(const ei__node *n, const ei__value *w, int per_tensor);
+/* Symmetric int8 quantization of the weight w (float data) along axis (-1: per tensor): scales (dims[axis] of them,
+ * or 1) and q (numel). The single definition used by the writer and the bias correction. */
+void ei__quant_weight(const ei__value *w, int axis, float *scales, int8_t *q);
 
 /* A quantized layer: a node of the float graph and where its quantized output is in the written model. */
 typedef struct ei__qlayer {
@@ -152,6 +177,10 @@ typedef struct ei__build_options {
                               * constants holding their dequantized values, so a float engine runs it at float speed
                               * with the same rounding of every activation (not a valid file to ship) */
   const uint8_t *keep_float; /* per node of the calibrated graph (c->probe.g): left in float; NULL: none */
+  int bias_hooks;            /* with simulate: every quantized Conv/Gemm is followed by an Add of a float constant
+                              * (zeros, one per output channel: [1, C, 1, 1] for a 2-D Conv, [C] for a Gemm) before
+                              * its QuantizeLinear, that the bias correction sets while it runs the model; the
+                              * bias holds the float bias alone (c->bias_delta is not used) */
 } ei__build_options;
 ei_status ei__quantize_build_ex(const ei__calib *c, const ei__build_options *bo, ei__qmodel *out,
                                 void (*warn)(void *ctx, const char *msg), void *warn_ctx, char *err, size_t errlen);
@@ -198,6 +227,9 @@ void ei__qeval_free(ei__qeval *e);
 
 /* ---- searches on calibration samples (search.c) ---- */
 
+typedef struct ei__bias ei__bias; /* bias correction state: the float model's window means over a set of samples
+                                   * (bias.c) */
+
 typedef struct ei__qscore {
   double cosine; /* first output: mean cosine similarity per row (per sample for a [N, classes] output) */
   double sqnr;   /* first output: SQNR in dB over every sample */
@@ -210,12 +242,14 @@ typedef struct ei__qsearch {
   float **ref;         /* the float model's first output per sample */
   int64_t *nref, cols;
   ei_threadpool *pool;
+  ei__bias *bias;      /* the method search: bias correction fitted on these samples for every method (NULL: off) */
 } ei__qsearch;
 
 typedef struct ei__qtrial {
   ei__calib_method method;
   double percentile;
-  ei__qscore score;
+  ei__qscore score;      /* with bias correction when the search has one */
+  ei__qscore score_off;  /* without (equal to score when the search has none) */
 } ei__qtrial;
 
 typedef struct ei__qsens {
@@ -229,7 +263,8 @@ ei_status ei__qsearch_init(ei__qsearch *s, ei__calib *c, const ei_tensor *sample
 void ei__qsearch_free(ei__qsearch *s);
 /* The simulation model of the current ranges (nodes with keep_float[i] left in float; may be NULL), scored. */
 ei_status ei__qsearch_score(ei__qsearch *s, const uint8_t *keep_float, ei__qscore *out, char *err, size_t errlen);
-/* Tries every calibration method (trials: room for 8) and finishes the calibration with the best (SQNR). */
+/* Tries every calibration method (trials: room for 8; each scored with the bias correction of s->bias, if any) and
+ * finishes the calibration with the best (mean cosine, then SQNR); the bias corrections are then cleared. */
 ei_status ei__qsearch_method(ei__qsearch *s, const uint8_t *keep_float, ei__qtrial *trials, int *ntrials, char *err,
                              size_t errlen);
 /* Marks the nodes that leave value v unquantized: its producer and its consumers. */
@@ -243,5 +278,37 @@ ei_status ei__qsearch_sensitivity(ei__qsearch *s, const uint8_t *keep_float, int
 ei_status ei__qsearch_fallback(ei__qsearch *s, double target, int max_float, uint8_t *keep_float, ei__qscore *score,
                                int *nfloat, void (*progress)(void *ctx, int i, int n), void *ctx, char *err,
                                size_t errlen);
+
+/* ---- empirical bias correction (bias.c) ---- */
+
+/* For every quantized Conv/Gemm, the mean over the calibration samples and output positions of the pre-activation
+ * output per channel is made equal in the quantized model and in the float model: the correction
+ * E[W x_float] - E[Wq x_quant] (W the float weights, Wq the dequantized int8 weights, x_float the layer's input in
+ * the float model, x_quant in the simulated quantized model) is added to the float bias before it is quantized to
+ * int32 (c->bias_delta), so the file stays a standard QDQ model. The means are exact window means of the layer's
+ * input (one per input channel and kernel tap, padding counted as 0), so the corrections follow from them and the
+ * weights. Each channel's correction, the mean over the samples of their own differences, is shrunk by the factor
+ * max(0, 1 - se^2 / mean^2) (se: its standard error), so noise is not added as bias. The corrections are sequential, layer after layer in graph order: x_quant is the input of the layer
+ * with every upstream layer quantized and already corrected, so each correction also absorbs the bias its inputs
+ * carry from upstream (activation rounding and clipping, nonlinear ops in between). One run of the simulation
+ * model per sample does it: every sample runs (one arena each) up to the next layer, whose correction, computed
+ * over all samples, is set before any sample runs it. */
+typedef struct ei__bias_info {
+  int layers;           /* layers corrected */
+  int samples;          /* samples used (as many as opt.max_arena holds, one arena each) */
+  double steps;         /* mean over layers and channels of |correction|, in steps of the layer's output
+                         * quantization */
+} ei__bias_info;
+
+/* Runs the float model (c->probe) on the n samples (single-input models; borrowed until ei__bias_free) and keeps
+ * its window means. */
+ei_status ei__bias_create(ei__calib *c, const ei_tensor *x, int n, ei__bias **out, char *err, size_t errlen);
+/* Computes c->bias_delta for the current ranges (nodes with keep_float[i] stay float; may be NULL) on the samples
+ * of b. info may be NULL; progress(ctx, i, n) per layer (may be NULL). */
+ei_status ei__bias_correct(ei__bias *b, const uint8_t *keep_float, ei__bias_info *info,
+                           void (*progress)(void *ctx, int i, int n), void *ctx, char *err, size_t errlen);
+void ei__bias_free(ei__bias *b);
+/* Frees c->bias_delta (no correction). */
+void ei__bias_clear(ei__calib *c);
 
 #endif

@@ -1,8 +1,9 @@
 /* The searches of `edgeinfer quantize` on calibration samples, run on simulation models (ei__build_options.simulate:
  * the QDQ graph with float weights holding their dequantized values, so our float kernels run it at float speed
  * and every activation is rounded as in the integer model):
- *   - the calibration method (--method auto): every range estimator is tried and the one whose model has the best
- *     mean output cosine similarity to the float model (then SQNR) is kept;
+ *   - the calibration method (--method auto): every range estimator is tried (with the bias correction, when on,
+ *     fitted on the samples its ranges come from) and the one whose model has the best mean output cosine
+ *     similarity to the float model (then SQNR) is kept;
  *   - the float fallback (--target-cosine): quantized tensors are measured one at a time in graph order (each left
  *     in float, with its producer and consumers, while everything else is quantized: the gain in output SQNR on
  *     the first EI_SENS_SAMPLES samples), until EI_SENS_PATIENCE tensors in a row gained less than a quarter of the
@@ -134,7 +135,12 @@ ei_status ei__qsearch_method(ei__qsearch *s, const uint8_t *keep_float, ei__qtri
   for (int i = 0; i < n; i++) {
     set_method(c, cand[i].m, cand[i].p);
     ei_status st = ei__calib_finish(c, err, errlen);
-    if (!st) st = ei__qsearch_score(s, keep_float, &trials[i].score, err, errlen);
+    if (!st) st = ei__qsearch_score(s, keep_float, &trials[i].score_off, err, errlen);
+    trials[i].score = trials[i].score_off;
+    if (!st && s->bias) {
+      st = ei__bias_correct(s->bias, keep_float, NULL, NULL, NULL, err, errlen);
+      if (!st) st = ei__qsearch_score(s, keep_float, &trials[i].score, err, errlen);
+    }
     if (st) return st;
     trials[i].method = cand[i].m;
     trials[i].percentile = cand[i].p;
