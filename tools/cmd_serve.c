@@ -41,7 +41,15 @@ static const char *serve_help =
     "  --header-timeout-ms N       a request's line and headers must arrive within N ms (default 10000); 408\n"
     "  --idle-timeout-secs N       close a connection idle (or a body stalled) for N s (default 60)\n"
     "  --exit-timeout-secs N       on SIGTERM/SIGINT wait at most N s for requests in flight (default 30)\n"
-    "  --test-delay-ms N           test hook: every model run first sleeps N ms\n";
+    "  --test-delay-ms N           test hook: every model run first sleeps N ms\n"
+    "  --model-control MODE        poll (default): watch the repository (inotify + rescans) and hot-reload new\n"
+    "                              versions and config.json changes; none: load at start only; explicit: load\n"
+    "                              --load-model models at start, then only on .../load and .../unload requests\n"
+    "  --load-model NAME           explicit mode: load NAME at start (repeatable)\n"
+    "  --poll-secs N               poll mode: rescan the repository every N s besides inotify (default 10)\n"
+    "  --settle-ms N               poll mode: a version folder copied in place loads once none of its files\n"
+    "                              changed for N ms (default 2000); one renamed into place loads at once\n"
+    "  --test-load-delay-ms N      test hook: the loader sleeps N ms before each load (state LOADING)\n";
 
 typedef struct serve {
   uv_loop_t loop;
@@ -176,6 +184,9 @@ int cmd_serve(int argc, char **argv) {
   ei__srv_options so;
   ei__net_limits lim;
   ei__srv_options_init(&so);
+  so.model_control = EI_SRV_CONTROL_POLL; /* serve's default */
+  static const char *load_models[256];
+  int nload = 0;
   ei__net_limits_init(&lim);
   memset(&sv, 0, sizeof sv);
   sv.exit_timeout_secs = 30;
@@ -224,6 +235,20 @@ int cmd_serve(int argc, char **argv) {
       sv.exit_timeout_secs = (int)v;
     else if (!strcmp(o, "--test-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
       so.test_delay_ms = (int)v;
+    else if (!strcmp(o, "--model-control") && !strcmp(val, "none"))
+      so.model_control = EI_SRV_CONTROL_NONE;
+    else if (!strcmp(o, "--model-control") && !strcmp(val, "poll"))
+      so.model_control = EI_SRV_CONTROL_POLL;
+    else if (!strcmp(o, "--model-control") && !strcmp(val, "explicit"))
+      so.model_control = EI_SRV_CONTROL_EXPLICIT;
+    else if (!strcmp(o, "--load-model") && nload < (int)(sizeof load_models / sizeof load_models[0]))
+      load_models[nload++] = val;
+    else if (!strcmp(o, "--poll-secs") && parse_int(val, 1, 24 * 3600, &v))
+      so.poll_secs = (int)v;
+    else if (!strcmp(o, "--settle-ms") && parse_int(val, 0, 3600 * 1000, &v))
+      so.settle_ms = (int)v;
+    else if (!strcmp(o, "--test-load-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
+      so.test_load_delay_ms = (int)v;
     else
       return cli_die("serve: bad option or value: %s %s\n%s", o, val, serve_help);
   }
@@ -234,6 +259,10 @@ int cmd_serve(int argc, char **argv) {
     so.ncpus = ncpus;
   }
   so.repo_dir = repo;
+  if (nload && so.model_control != EI_SRV_CONTROL_EXPLICIT)
+    return cli_die("serve: --load-model needs --model-control explicit");
+  so.load_models = load_models;
+  so.nload_models = nload;
   lim.max_body_bytes = so.max_body_bytes;
   signal(SIGPIPE, SIG_IGN);
 

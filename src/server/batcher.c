@@ -17,6 +17,9 @@ void ei__srv_options_init(ei__srv_options *o) {
   o->max_tensor_elements = (int64_t)64 << 20;
   o->max_queue = 64;
   o->max_image_pixels = (size_t)64 << 20;
+  o->model_control = EI_SRV_CONTROL_NONE;
+  o->poll_secs = 10;
+  o->settle_ms = 2000;
 }
 
 int ei__srv_live(const ei__server *s) { return s != NULL; }
@@ -71,6 +74,7 @@ static void join_executors(ei__server *s) {
 
 /* Returns 1 when it ran the drain callback (which may have destroyed the server). */
 static int process_done(ei__server *s) {
+  ei__ctl_process(s);
   pthread_mutex_lock(&s->done_mu);
   ei__req *r = s->done_head;
   s->done_head = s->done_tail = NULL;
@@ -525,6 +529,7 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
       st = EI_E_INTERNAL;
       goto err;
     }
+  if ((st = ei__loader_start(s, err, errlen))) goto err;
   *out = s;
   return EI_OK;
 err:
@@ -553,6 +558,7 @@ void ei__server_drain(ei__server *s, void (*cb)(ei__server *s, void *ud), void *
 void ei__server_destroy(ei__server *s) {
   if (!s) return;
   atomic_store(&s->draining, 1);
+  ei__loader_stop(s); /* a load in progress finishes first; queued control requests are refused */
   /* stop the executors: queued requests fail as unavailable */
   for (int k = 0; k < s->nmodels; k++) {
     ei__model *m = s->models[k];

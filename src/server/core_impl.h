@@ -53,6 +53,7 @@ struct ei__version {
   int planned[EI__MAX_PLANS]; /* batch sizes planned at load, ascending */
   int ninst;
   ei__instance inst[EI__CFG_MAX_INSTANCES];
+  int top_k;               /* the config's classify default when this version was loaded */
   /* classify */
   int can_classify;
   char classify_why[160];
@@ -64,6 +65,8 @@ struct ei__version {
   /* stats */
   pthread_mutex_t st_mu;
   ei__srv_model_stats st;
+  atomic_int in_retiring;  /* in model->retiring (set and cleared under the model's vmu; the model may be gone
+                              when it is 0: a pin can outlive the server) */
 };
 
 /* A version folder that failed (for the index). */
@@ -98,6 +101,19 @@ struct ei__model {
   uint64_t delay_ns;
   int npreferred;
   int preferred[EI__CFG_MAX_PREFERRED];
+  /* hot reload (reload.c; the loader thread writes, under vmu where readers look) */
+  int enabled;             /* explicit: loaded (or asked to be); other modes: 1 */
+  char loading[32];        /* the version the loader is loading, "" when none (vmu) */
+  uint64_t load_attempts, load_failures; /* vmu */
+  char load_error[256];    /* vmu */
+  struct ei__vtrack *tracks; /* loader thread only */
+  int ntracks, cap_tracks;
+  uint64_t cfg_sig;        /* config.json's (mtime, size) when last read */
+  int cfg_dirty, dirty, force;
+  int cfg_bad;             /* config.json did not parse: no config in force */
+  ei__version *retiring[EI__CFG_MAX_SPECIFIC]; /* left the list, still pinned by requests: UNLOADING (vmu; weak:
+                                                 version_free takes itself out) */
+  int nretiring;
 };
 
 typedef struct ei__exec_arg {
@@ -125,6 +141,9 @@ struct ei__server {
   void (*drain_cb)(ei__server *s, void *ud);
   void *drain_ud;
   int executors_joined;
+  /* hot reload */
+  struct ei__loader *loader;
+  struct ei__ctl *ctl_head, *ctl_tail; /* finished control operations (done_mu), answered on the loop */
 };
 
 typedef struct ei__arena_chunk {
@@ -160,6 +179,21 @@ ei__srv_code ei__repo_pin(ei__server *s, const char *name, const char *version, 
                           size_t errlen);
 void ei__version_ref(ei__version *v);
 void ei__version_unref(ei__version *v);
+
+/* Loads one version folder with config c (SHA256SUMS checked when present). loader: warm-up on a
+ * single-threaded session of its own, the serving sessions only planned (off the serving pool). */
+ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_config *c, int64_t number, int loader,
+                              char *why, size_t whylen);
+/* The versions a policy selects among the available ones (ascending); returns the count. */
+int ei__repo_select(const ei__model_config *c, const int64_t *vs, int nv, int64_t *sel);
+int ei__repo_all_digits(const char *s);
+void ei__repo_set_failed(ei__model *m, const char *version, const char *reason); /* vmu held */
+void ei__repo_clear_failed(ei__model *m, const char *version);                   /* vmu held */
+
+/* reload.c */
+ei_status ei__loader_start(ei__server *s, char *err, size_t errlen);
+void ei__loader_stop(ei__server *s);
+int ei__ctl_process(ei__server *s); /* loop: answers finished control operations; returns how many */
 
 /* infer.c */
 ei__srv_code ei__infer_prepare(ei__server *s, ei__req *r);  /* service thread: pin, image, validate, convert */

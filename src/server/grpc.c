@@ -434,47 +434,71 @@ done:
   protobuf_c_message_free_unpacked(&q->base, NULL);
 }
 
-/* The repository is static in this version: loading a model that is loaded and ready succeeds (it is there),
- * any other load names the model's state; unloading is not supported. */
-static void rpc_repository_load(ei__http_exchange *x, ei__server *s, rpc_id id, const uint8_t *msg, size_t len) {
+/* RepositoryModelLoad / RepositoryModelUnload: explicit model control, answered when the loader is done; refused
+ * in the other modes (UNIMPLEMENTED, naming the mode). */
+typedef struct grpc_ctl {
+  ei__http_exchange *x;
+  int aborted, load;
+} grpc_ctl;
+
+static void grpc_ctl_abort(ei__http_exchange *x) { ((grpc_ctl *)x->handler_data)->aborted = 1; }
+
+static void grpc_ctl_done(void *ud, ei__srv_code code, const char *msg) {
+  grpc_ctl *c = ud;
+  ei__http_exchange *x = c->x;
+  if (!c->aborted) {
+    if (code != EI_SRV_OK) {
+      send_status(x, ei__srv_grpc_status(code), msg && *msg ? msg : ei__srv_code_name(code));
+    } else if (c->load) {
+      Inference__RepositoryModelLoadResponse r = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+      send_message(x, &r.base);
+    } else {
+      Inference__RepositoryModelUnloadResponse r = INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
+      send_message(x, &r.base);
+    }
+  }
+  x->on_abort = NULL;
+  x->handler_data = NULL;
+  ei__http_exchange_release(x);
+  free(c);
+}
+
+/* Returns 1 when the answer comes later (grpc_ctl_done releases x). */
+static int rpc_repository_load(ei__http_exchange *x, ei__server *s, rpc_id id, const uint8_t *msg, size_t len) {
   const ProtobufCMessageDescriptor *d = id == RPC_REPOSITORY_MODEL_LOAD
                                             ? &inference__repository_model_load_request__descriptor
                                             : &inference__repository_model_unload_request__descriptor;
   ProtobufCMessage *q = unpack_control(x, d, msg, len);
-  if (!q) return;
+  if (!q) return 0;
   const char *name = id == RPC_REPOSITORY_MODEL_LOAD ? ((Inference__RepositoryModelLoadRequest *)q)->model_name
                                                      : ((Inference__RepositoryModelUnloadRequest *)q)->model_name;
-  ei__srv_index_entry *e = NULL;
-  int n = 0;
+  int later = 0;
+  grpc_ctl *c = NULL;
   if (!name[0]) {
     send_statusf(x, GRPC_INVALID_ARGUMENT, "%s.model_name is empty", d->short_name);
     goto done;
   }
-  if (!(e = index_all(s, 0, &n))) {
-    send_status(x, GRPC_INTERNAL, "out of memory reading the repository index");
+  if (!(c = calloc(1, sizeof *c))) {
+    send_status(x, GRPC_INTERNAL, "out of memory");
     goto done;
   }
-  int found = -1, ready = 0;
-  for (int i = 0; i < n; i++)
-    if (!strcmp(e[i].name, name)) {
-      if (found < 0 || !strcmp(e[i].state, "READY")) found = i;
-      ready |= !strcmp(e[i].state, "READY");
-    }
-  if (found < 0) {
-    send_statusf(x, GRPC_NOT_FOUND, "model '%s' is not in the repository", name);
-  } else if (id == RPC_REPOSITORY_MODEL_UNLOAD) {
-    send_statusf(x, GRPC_UNIMPLEMENTED, "cannot unload model '%s': the model repository is static in this server",
-                 name);
-  } else if (!ready) {
-    send_statusf(x, GRPC_UNAVAILABLE, "model '%s' is %s%s%s (the model repository is static in this server)", name,
-                 e[found].state, e[found].reason[0] ? ": " : "", e[found].reason);
-  } else {
-    Inference__RepositoryModelLoadResponse r = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
-    send_message(x, &r.base);
+  c->x = x;
+  c->load = id == RPC_REPOSITORY_MODEL_LOAD;
+  x->handler_data = c;
+  x->on_abort = grpc_ctl_abort;
+  char err[512] = "";
+  ei__srv_code code = ei__srv_model_control(s, name, c->load, grpc_ctl_done, c, err, sizeof err);
+  if (code != EI_SRV_OK) {
+    x->on_abort = NULL;
+    x->handler_data = NULL;
+    free(c);
+    send_status(x, ei__srv_grpc_status(code), err);
+    goto done;
   }
+  later = 1;
 done:
-  free(e);
   protobuf_c_message_free_unpacked(q, NULL);
+  return later;
 }
 
 /* ---------------------------------------------------------------------------------------------------------- */
@@ -1059,7 +1083,9 @@ void ei__grpc_handle(ei__http_exchange *x, void *ud) {
   case RPC_MODEL_METADATA: rpc_model_metadata(x, s, msg, len); break;
   case RPC_MODEL_STATISTICS: rpc_model_statistics(x, s, msg, len); break;
   case RPC_REPOSITORY_INDEX: rpc_repository_index(x, s, msg, len); break;
-  case RPC_REPOSITORY_MODEL_LOAD: case RPC_REPOSITORY_MODEL_UNLOAD: rpc_repository_load(x, s, id, msg, len); break;
+  case RPC_REPOSITORY_MODEL_LOAD: case RPC_REPOSITORY_MODEL_UNLOAD:
+    if (rpc_repository_load(x, s, id, msg, len)) return; /* released in grpc_ctl_done */
+    break;
   default:
     send_statusf(x, GRPC_UNIMPLEMENTED, "%s is not implemented by this server", rpc_names[id]);
     break;

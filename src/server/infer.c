@@ -199,7 +199,7 @@ static ei__srv_code classify_input(ei__server *s, ei__req *r, ei__version *v) {
   r->inputs = t;
   r->ninputs = 1;
   r->noutputs = 0;
-  if (r->top_k <= 0) r->top_k = v->model->cfg.top_k;
+  if (r->top_k <= 0) r->top_k = v->top_k;
 out:
   ei_image_free(&img);
   return code;

@@ -1,15 +1,26 @@
 /* src/server/repository.c: the model repository (DIR/<model>/config.json + DIR/<model>/<version>/model.onnx),
- * loading versions (signature, config checks, sessions, plans for the batch sizes in use, warm-up), reference
- * counts, pinning, metadata, readiness and the repository index. */
+ * loading versions (SHA256SUMS, signature, config checks, sessions, plans for the batch sizes in use, warm-up; also
+ * for the loader thread of reload.c), reference counts, pinning, metadata, readiness and the repository index
+ * (READY, LOADING, UNLOADING, UNAVAILABLE). */
 #include <ctype.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <openssl/evp.h>
+
+#include "conn.h"
 #include "core_impl.h"
 
 static void fmt(char *dst, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
@@ -33,12 +44,13 @@ static void shape_str(const int64_t *dims, int rank, char *out, size_t n) {
   if (k < n) snprintf(out + k, n - k, "]");
 }
 
-static int all_digits(const char *s) {
+int ei__repo_all_digits(const char *s) {
   if (!*s || strlen(s) > 18) return 0;
   for (; *s; s++)
     if (!isdigit((unsigned char)*s)) return 0;
   return 1;
 }
+#define all_digits ei__repo_all_digits
 
 static int is_dir(const char *path) {
   struct stat st;
@@ -49,6 +61,17 @@ static int is_dir(const char *path) {
 
 static void version_free(ei__version *v) {
   if (!v) return;
+  if (atomic_load(&v->in_retiring)) { /* never called with vmu held (see ei__version_unref's callers) */
+    ei__model *m = v->model;
+    pthread_mutex_lock(&m->vmu);
+    for (int i = 0; i < m->nretiring; i++)
+      if (m->retiring[i] == v) {
+        m->retiring[i] = m->retiring[--m->nretiring];
+        break;
+      }
+    atomic_store(&v->in_retiring, 0);
+    pthread_mutex_unlock(&m->vmu);
+  }
   for (int i = 0; i < v->ninst; i++) {
     ei_session_destroy(v->inst[i].session);
     for (int k = 0; k < EI__MAX_IO; k++) free(v->inst[i].staging[k]);
@@ -58,7 +81,15 @@ static void version_free(ei__version *v) {
   for (int i = 0; i < v->nlabels; i++) free(v->labels[i]);
   free(v->labels);
   pthread_mutex_destroy(&v->st_mu);
+  int loaded = v->m != NULL;
   free(v);
+#ifdef __GLIBC__
+  /* an unloaded model's memory goes back to the system (glibc keeps freed memory in its arenas otherwise: the
+   * RSS of a box that loads and unloads models would only grow) */
+  if (loaded) malloc_trim(0);
+#else
+  (void)loaded;
+#endif
 }
 
 void ei__version_ref(ei__version *v) { atomic_fetch_add(&v->refs, 1); }
@@ -178,27 +209,194 @@ mismatch:
   return -1;
 }
 
+/* ---- SHA256SUMS ---- */
+
+static void sha256_hex(const void *data, size_t n, char out[65]) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(data, n, md, &len, EVP_sha256(), NULL);
+  for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Reads a whole regular file (at most 4 GiB) into malloc'ed memory. */
+static int read_file(const char *path, uint8_t **out, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  *out = NULL;
+  *n = 0;
+  if (!f) return -1;
+  size_t cap = 1 << 16, len = 0;
+  uint8_t *b = malloc(cap);
+  while (b) {
+    if (len == cap) {
+      if (cap >= ((size_t)4 << 30)) {
+        free(b);
+        b = NULL;
+        errno = EFBIG;
+        break;
+      }
+      uint8_t *nb = realloc(b, cap * 2);
+      if (!nb) {
+        free(b);
+        b = NULL;
+        errno = ENOMEM;
+        break;
+      }
+      b = nb;
+      cap *= 2;
+    }
+    size_t r = fread(b + len, 1, cap - len, f);
+    len += r;
+    if (r == 0) {
+      if (ferror(f)) {
+        free(b);
+        b = NULL;
+        errno = EIO;
+      }
+      break;
+    }
+  }
+  fclose(f);
+  if (!b) return -1;
+  *out = b;
+  *n = len;
+  return 0;
+}
+
+/* When dir/SHA256SUMS exists: every regular file of dir (but SHA256SUMS) must be listed and match, and every
+ * listed file must exist. model.onnx is read into *model (the bytes that were checked are the bytes loaded).
+ * Returns 0 (no file: *model NULL), -1 with the reason. */
+static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char *why, size_t whylen) {
+  char path[4400];
+  *model = NULL;
+  *model_len = 0;
+  fmt(path, sizeof path, "%s/SHA256SUMS", dir);
+  uint8_t *sums = NULL;
+  size_t slen = 0;
+  struct stat st;
+  if (stat(path, &st) != 0) return 0;
+  if (st.st_size > (1 << 20) || read_file(path, &sums, &slen)) {
+    fmt(why, whylen, "cannot read SHA256SUMS: %s", st.st_size > (1 << 20) ? "over 1 MiB" : strerror(errno));
+    return -1;
+  }
+  enum { MAXF = 256 };
+  struct { char name[256]; char hex[65]; int seen; } *list = calloc(MAXF, sizeof *list);
+  int nl = 0, rc = -1;
+  uint8_t *buf = NULL;
+  DIR *d = NULL;
+  if (!list) {
+    fmt(why, whylen, "out of memory");
+    goto out;
+  }
+  /* lines: 64 hex digits, a space, ' ' or '*', the file name */
+  for (size_t i = 0, line = 1; i < slen; line++) {
+    size_t j = i;
+    while (j < slen && sums[j] != '\n') j++;
+    size_t n = j - i;
+    const char *l = (const char *)sums + i;
+    if (n && l[n - 1] == '\r') n--;
+    if (n) {
+      int ok = n > 66 && (l[65] == ' ' || l[65] == '*') && l[64] == ' ' && n - 66 < 256 && nl < MAXF;
+      for (int k = 0; ok && k < 64; k++) ok = isxdigit((unsigned char)l[k]);
+      if (ok) ok = !memchr(l + 66, '/', n - 66);
+      if (!ok) {
+        fmt(why, whylen, "SHA256SUMS line %zu is not '<sha256 hex>  <file name>' (sha256sum format, no paths)", line);
+        goto out;
+      }
+      for (int k = 0; k < 64; k++) list[nl].hex[k] = (char)tolower((unsigned char)l[k]);
+      memcpy(list[nl].name, l + 66, n - 66);
+      nl++;
+    }
+    i = j + 1;
+  }
+  if (!(d = opendir(dir))) {
+    fmt(why, whylen, "cannot open %s: %s", dir, strerror(errno));
+    goto out;
+  }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || !strcmp(e->d_name, "SHA256SUMS")) continue;
+    int k = 0;
+    while (k < nl && strcmp(list[k].name, e->d_name)) k++;
+    if (k == nl) {
+      fmt(why, whylen, "checksum: %.200s is not listed in SHA256SUMS", e->d_name);
+      goto out;
+    }
+    size_t len;
+    if (read_file(path, &buf, &len)) {
+      fmt(why, whylen, "checksum: cannot read %.200s: %s", e->d_name, strerror(errno));
+      goto out;
+    }
+    char hex[65];
+    sha256_hex(buf, len, hex);
+    if (strcmp(hex, list[k].hex)) {
+      fmt(why, whylen, "checksum mismatch: %.200s has SHA-256 %.16s..., SHA256SUMS says %.16s...", e->d_name, hex,
+          list[k].hex);
+      goto out;
+    }
+    list[k].seen = 1;
+    if (!strcmp(e->d_name, "model.onnx") && !*model) {
+      *model = buf;
+      *model_len = len;
+    } else {
+      free(buf);
+    }
+    buf = NULL;
+  }
+  for (int k = 0; k < nl; k++)
+    if (!list[k].seen) {
+      fmt(why, whylen, "checksum: %.200s is listed in SHA256SUMS but is not a regular file of the folder",
+          list[k].name);
+      goto out;
+    }
+  rc = 0;
+out:
+  if (d) closedir(d);
+  if (rc) {
+    free(*model);
+    *model = NULL;
+  }
+  free(buf);
+  free(list);
+  free(sums);
+  return rc;
+}
+
 /* Loads DIR/<model>/<version>/model.onnx; on failure returns NULL with the reason. */
-static ei__version *version_load(ei__server *s, ei__model *mo, int64_t number, char *why, size_t whylen) {
-  const ei__model_config *c = &mo->cfg;
+ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_config *c, int64_t number, int loader,
+                              char *why, size_t whylen) {
   char path[4200], err[512];
   ei__version *v = calloc(1, sizeof *v);
   float *zero = NULL;
+  uint8_t *bytes = NULL;
+  size_t nbytes = 0;
+  ei_session *warm = NULL;
   if (!v) {
     fmt(why, whylen, "out of memory");
     return NULL;
   }
   atomic_init(&v->refs, 1);
+  atomic_init(&v->in_retiring, 0);
   v->model = mo;
   v->number = number;
   fmt(v->name, sizeof v->name, "%lld", (long long)number);
   pthread_mutex_init(&v->st_mu, NULL);
   ei__stats_init(v);
 
-  fmt(path, sizeof path, "%s/%s/model.onnx", mo->dir, v->name);
+  v->top_k = c->top_k;
+  fmt(path, sizeof path, "%s/%s", mo->dir, v->name);
+  if (verify_sums(path, &bytes, &nbytes, why, whylen)) goto err;
   ei_model_options mopt;
   ei_model_options_init(&mopt);
-  ei_status st = ei_model_load(path, &mopt, &v->m, err, sizeof err);
+  ei_status st;
+  if (bytes) {
+    st = ei_model_load_memory(bytes, nbytes, path, &mopt, &v->m, err, sizeof err);
+    free(bytes);
+    bytes = NULL;
+  } else {
+    fmt(path, sizeof path, "%s/%s/model.onnx", mo->dir, v->name);
+    st = ei_model_load(path, &mopt, &v->m, err, sizeof err);
+  }
   if (st) {
     fmt(why, whylen, "%s/model.onnx: %s (%s)", v->name, err, ei_strerror(st));
     goto err;
@@ -310,7 +508,19 @@ static ei__version *version_load(ei__server *s, ei__model *mo, int64_t number, c
   if ((c->threads > 0 && c->threads < spool) || c->ncpus > 0) {
     int nt = c->threads > 0 ? c->threads : (c->ncpus ? c->ncpus : spool);
     if (nt > 1 || c->ncpus) {
+      /* threads inherit their creator's nice value: the loader thread (nice 10) creates the serving pool at
+       * the normal priority when it may (CAP_SYS_NICE / RLIMIT_NICE), else the pool runs at nice 10 (logged) */
+      id_t tid = (id_t)syscall(SYS_gettid);
+      int niced = loader && getpriority(PRIO_PROCESS, tid) > 0;
+      int idle = loader && sched_getscheduler(0) == SCHED_IDLE;
+      struct sched_param sp = {0};
+      if (idle && sched_setscheduler(0, SCHED_OTHER, &sp) != 0) idle = 0;
+      if (niced && setpriority(PRIO_PROCESS, tid, 0) != 0)
+        ei__log_msg("model '%s' version %s: its thread pool runs at nice 10 (cannot lower the loader's nice value: "
+                    "%s)", mo->name, v->name, strerror(errno));
       st = ei_threadpool_create(nt, c->ncpus ? c->cpus : NULL, c->ncpus, &v->own_pool, err, sizeof err);
+      if (niced) setpriority(PRIO_PROCESS, tid, 10);
+      if (idle) sched_setscheduler(0, SCHED_IDLE, &sp);
       if (st) {
         fmt(why, whylen, "thread pool of %d threads: %s", nt, err);
         goto err;
@@ -319,7 +529,14 @@ static ei__version *version_load(ei__server *s, ei__model *mo, int64_t number, c
   }
   ei_threadpool *pool = v->own_pool ? v->own_pool : (c->threads == 1 ? NULL : s->pool);
   /* sessions, staging, plans, warm-up */
-  v->ninst = c->instance_count;
+  v->ninst = mo->nexec > 0 ? mo->nexec : c->instance_count; /* one session per executor thread */
+  if (loader) {
+    st = ei_session_create(v->m, NULL, &warm, err, sizeof err);
+    if (st) {
+      fmt(why, whylen, "session: %s", err);
+      goto err;
+    }
+  }
   if (v->max_batch > 0 && v->rows_static) v->nplanned = choose_sizes(v->max_batch, c->preferred, c->npreferred, v->planned);
   else if (v->max_batch == 0 && v->rows_static) v->nplanned = 1, v->planned[0] = 0;
   size_t zero_bytes = 0;
@@ -359,14 +576,26 @@ static ei__version *version_load(ei__server *s, ei__model *mo, int64_t number, c
         t->data = v->max_batch > 0 ? in->staging[i] : zero;
       }
       st = ei_session_plan(in->session, v->ninputs, ins, err, sizeof err);
-      if (!st) st = ei_session_run(in->session, v->ninputs, ins, v->noutputs, in->outs, err, sizeof err);
+      ei_tensor wouts[EI__MAX_IO];
+      ei_tensor *outs = in->outs;
+      if (!st && warm) { /* the loader: warm-up runs on its own single-threaded session (once per size) */
+        if (n == 0) {
+          st = ei_session_plan(warm, v->ninputs, ins, err, sizeof err);
+          if (!st) st = ei_session_run(warm, v->ninputs, ins, v->noutputs, wouts, err, sizeof err);
+          outs = wouts;
+        } else {
+          continue;
+        }
+      } else if (!st) {
+        st = ei_session_run(in->session, v->ninputs, ins, v->noutputs, in->outs, err, sizeof err);
+      }
       if (st) {
         if (v->max_batch > 0) fmt(why, whylen, "warm-up run at batch %d: %s (%s)", v->planned[p], err, ei_strerror(st));
         else fmt(why, whylen, "warm-up run: %s (%s)", err, ei_strerror(st));
         goto err;
       }
       for (int o = 0; o < v->noutputs; o++) {
-        const ei_tensor *t = &in->outs[o];
+        const ei_tensor *t = &outs[o];
         if (v->max_batch > 0 && (t->rank < 1 || t->dims[0] != v->planned[p])) {
           char sh[128];
           shape_str(t->dims, t->rank, sh, sizeof sh);
@@ -386,9 +615,12 @@ static ei__version *version_load(ei__server *s, ei__model *mo, int64_t number, c
     }
   }
   free(zero);
+  ei_session_destroy(warm);
   return v;
 err:
   free(zero);
+  free(bytes);
+  ei_session_destroy(warm);
   version_free(v);
   return NULL;
 }
@@ -404,22 +636,81 @@ static int cmp_model(const void *a, const void *b) {
   return strcmp((*(ei__model *const *)a)->name, (*(ei__model *const *)b)->name);
 }
 
-static void add_failed(ei__model *m, const char *version, const char *reason) {
+void ei__repo_clear_failed(ei__model *m, const char *version) {
+  for (int i = 0; i < m->nfailed; i++)
+    if (!strcmp(m->failed[i].version, version)) {
+      memmove(&m->failed[i], &m->failed[i + 1], sizeof m->failed[0] * (size_t)(m->nfailed - i - 1));
+      m->nfailed--;
+      i--;
+    }
+}
+
+void ei__repo_set_failed(ei__model *m, const char *version, const char *reason) {
+  ei__repo_clear_failed(m, version);
   if (m->nfailed == EI__CFG_MAX_SPECIFIC) return;
-  ei__failed *f = &m->failed[m->nfailed++];
+  /* sorted: model-level ("") first, then by number */
+  int at = m->nfailed;
+  int64_t num = version[0] ? strtoll(version, NULL, 10) : -1;
+  for (int i = 0; i < m->nfailed; i++) {
+    int64_t fi = m->failed[i].version[0] ? strtoll(m->failed[i].version, NULL, 10) : -1;
+    if (fi > num) {
+      at = i;
+      break;
+    }
+  }
+  memmove(&m->failed[at + 1], &m->failed[at], sizeof m->failed[0] * (size_t)(m->nfailed - at));
+  m->nfailed++;
+  ei__failed *f = &m->failed[at];
   fmt(f->version, sizeof f->version, "%s", version);
   fmt(f->reason, sizeof f->reason, "%s", reason);
 }
 
+static void add_failed(ei__model *m, const char *version, const char *reason) { ei__repo_set_failed(m, version, reason); }
+
+int ei__repo_select(const ei__model_config *c, const int64_t *vs, int nv, int64_t *sel) {
+  int nsel = 0;
+  if (c->vp == EI__VP_LATEST) {
+    for (int i = nv - c->vp_latest < 0 ? 0 : nv - c->vp_latest; i < nv && nsel < EI__CFG_MAX_SPECIFIC; i++)
+      sel[nsel++] = vs[i];
+  } else if (c->vp == EI__VP_ALL) {
+    for (int i = nv > EI__CFG_MAX_SPECIFIC ? nv - EI__CFG_MAX_SPECIFIC : 0; i < nv; i++) sel[nsel++] = vs[i];
+  } else {
+    for (int i = 0; i < nv; i++)
+      for (int k = 0; k < c->nvp_specific; k++)
+        if (c->vp_specific[k] == vs[i] && nsel < EI__CFG_MAX_SPECIFIC) {
+          sel[nsel++] = vs[i];
+          break;
+        }
+  }
+  return nsel;
+}
+
+static int explicit_wanted(ei__server *s, const char *name) {
+  for (int i = 0; i < s->opt.nload_models; i++)
+    if (s->opt.load_models[i] && !strcmp(s->opt.load_models[i], name)) return 1;
+  return 0;
+}
+
 static void model_load(ei__server *s, ei__model *m) {
   char err[512], cpath[4200];
+  struct stat cst;
   fmt(cpath, sizeof cpath, "%s/config.json", m->dir);
+  m->enabled = s->opt.model_control != EI_SRV_CONTROL_EXPLICIT || explicit_wanted(s, m->name);
+  if (stat(cpath, &cst) == 0)
+    m->cfg_sig = (uint64_t)cst.st_mtim.tv_sec * 1000000007ull + (uint64_t)cst.st_mtim.tv_nsec * 31u + (uint64_t)cst.st_size + 1;
   if (ei__config_load(cpath, m->name, &m->cfg, err, sizeof err)) {
     fmt(m->reason, sizeof m->reason, "%s", err);
     add_failed(m, "", err);
+    m->cfg_bad = 1;
     return;
   }
   m->max_queue = m->cfg.max_queue > 0 ? m->cfg.max_queue : s->opt.max_queue;
+  if (!m->enabled) {
+    fmt(m->reason, sizeof m->reason, "not loaded (explicit model control: load it with POST "
+        "/v2/repository/models/%.64s/load)", m->name);
+    add_failed(m, "", m->reason);
+    return;
+  }
   /* version folders */
   int64_t vs[1024];
   int nv = 0;
@@ -446,25 +737,14 @@ static void model_load(ei__server *s, ei__model *m) {
     if (!u || vs[u - 1] != vs[i]) vs[u++] = vs[i];
   nv = u;
   int64_t sel[EI__CFG_MAX_SPECIFIC];
-  int nsel = 0;
-  if (m->cfg.vp == EI__VP_LATEST) {
-    for (int i = nv - m->cfg.vp_latest < 0 ? 0 : nv - m->cfg.vp_latest; i < nv && nsel < EI__CFG_MAX_SPECIFIC; i++)
-      sel[nsel++] = vs[i];
-  } else if (m->cfg.vp == EI__VP_ALL) {
-    for (int i = nv > EI__CFG_MAX_SPECIFIC ? nv - EI__CFG_MAX_SPECIFIC : 0; i < nv; i++) sel[nsel++] = vs[i];
-  } else {
-    int64_t want[EI__CFG_MAX_SPECIFIC];
-    memcpy(want, m->cfg.vp_specific, sizeof(int64_t) * (size_t)m->cfg.nvp_specific);
-    qsort(want, (size_t)m->cfg.nvp_specific, sizeof want[0], cmp_i64);
+  int nsel = ei__repo_select(&m->cfg, vs, nv, sel);
+  if (m->cfg.vp == EI__VP_SPECIFIC) {
     for (int k = 0; k < m->cfg.nvp_specific; k++) {
-      if (k && want[k] == want[k - 1]) continue;
       int have = 0;
-      for (int i = 0; i < nv; i++) have |= vs[i] == want[k];
-      if (have) {
-        sel[nsel++] = want[k];
-      } else {
+      for (int i = 0; i < nsel; i++) have |= sel[i] == m->cfg.vp_specific[k];
+      if (!have) {
         char vn[32];
-        fmt(vn, sizeof vn, "%lld", (long long)want[k]);
+        fmt(vn, sizeof vn, "%lld", (long long)m->cfg.vp_specific[k]);
         fmt(err, sizeof err, "version_policy lists version %s but %s/%s does not exist", vn, m->name, vn);
         add_failed(m, vn, err);
       }
@@ -477,11 +757,15 @@ static void model_load(ei__server *s, ei__model *m) {
   }
   for (int i = 0; i < nsel; i++) {
     char why[256] = "";
-    ei__version *v = version_load(s, m, sel[i], why, sizeof why);
+    char vn[32];
+    fmt(vn, sizeof vn, "%lld", (long long)sel[i]);
+    m->load_attempts++;
+    ei__version *v = ei__version_load(s, m, &m->cfg, sel[i], 0, why, sizeof why);
     if (!v) {
-      char vn[32];
-      fmt(vn, sizeof vn, "%lld", (long long)sel[i]);
+      m->load_failures++;
+      fmt(m->load_error, sizeof m->load_error, "version %s: %s", vn, why);
       add_failed(m, vn, why);
+      ei__log_msg("model '%s' version %s failed to load: %s", m->name, vn, why);
       continue;
     }
     m->versions[m->nversions++] = v;
@@ -539,6 +823,11 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
   closedir(d);
   if (st) return st;
   qsort(s->models, (size_t)s->nmodels, sizeof s->models[0], cmp_model);
+  for (int i = 0; i < s->opt.nload_models; i++)
+    if (!ei__repo_find(s, s->opt.load_models[i])) {
+      fmt(err, errlen, "--load-model %s: no such model folder in %s", s->opt.load_models[i], dir);
+      return EI_E_INVALID_ARGUMENT;
+    }
   for (int i = 0; i < s->nmodels; i++) {
     ei__model *m = s->models[i];
     model_load(s, m);
@@ -552,7 +841,13 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
 void ei__repo_free(ei__server *s) {
   for (int i = 0; i < s->nmodels; i++) {
     ei__model *m = s->models[i];
+    /* versions still pinned (a request released after the server) forget the model */
+    pthread_mutex_lock(&m->vmu);
+    for (int k = 0; k < m->nretiring; k++) atomic_store(&m->retiring[k]->in_retiring, 0);
+    m->nretiring = 0;
+    pthread_mutex_unlock(&m->vmu);
     for (int k = 0; k < m->nversions; k++) ei__version_unref(m->versions[k]);
+    free(m->tracks);
     pthread_mutex_destroy(&m->vmu);
     pthread_mutex_destroy(&m->mu);
     pthread_cond_destroy(&m->cv);
@@ -605,11 +900,11 @@ ei__srv_code ei__repo_pin(ei__server *s, const char *name, const char *version, 
       }
     if (!*out) {
       code = EI_SRV_NOT_FOUND;
-      fmt(err, errlen, "model '%s' has no version %lld", m->name, (long long)num);
+      fmt(err, errlen, "model '%s' has no loaded version %lld%s", m->name, (long long)num,
+          m->loading[0] && strtoll(m->loading, NULL, 10) == num ? " (it is loading)" : "");
       for (int i = 0; i < m->nfailed; i++)
         if (m->failed[i].version[0] && strtoll(m->failed[i].version, NULL, 10) == num) {
-          code = EI_SRV_UNAVAILABLE;
-          fmt(err, errlen, "version %lld of model '%s' is not available: %s", (long long)num, m->name,
+          fmt(err, errlen, "version %lld of model '%s' is not loaded: %s", (long long)num, m->name,
               m->failed[i].reason);
         }
     }
@@ -674,38 +969,53 @@ ei__srv_code ei__srv_model_ready(ei__server *s, const char *name, const char *ve
   return EI_SRV_OK;
 }
 
+static void index_put(ei__srv_index_entry *out, int cap, int n, const char *name, const char *version,
+                      const char *state, const char *reason) {
+  if (n >= cap) return;
+  ei__srv_index_entry *e = &out[n];
+  memset(e, 0, sizeof *e);
+  fmt(e->name, sizeof e->name, "%s", name);
+  fmt(e->version, sizeof e->version, "%s", version);
+  fmt(e->state, sizeof e->state, "%s", state);
+  fmt(e->reason, sizeof e->reason, "%s", reason);
+}
+
 int ei__srv_index(ei__server *s, int ready_only, ei__srv_index_entry *out, int cap) {
   int n = 0;
   for (int i = 0; i < s->nmodels; i++) {
     ei__model *m = s->models[i];
     pthread_mutex_lock(&m->vmu);
-    /* loaded and failed versions, by number; model-level failures (version "") first */
+    /* model-level failures (version "") first, then versions by number: loaded (READY; a failed reload of a
+     * loaded version keeps it READY, with the reason), loading (LOADING), failed (UNAVAILABLE) */
+    int64_t loading = m->loading[0] ? strtoll(m->loading, NULL, 10) : -1;
+    int loading_listed = 0;
+    for (int b = 0; b < m->nfailed && !m->failed[b].version[0]; b++)
+      if (!ready_only) index_put(out, cap, n++, m->name, "", "UNAVAILABLE", m->failed[b].reason);
     int a = 0, b = 0;
-    while (a < m->nversions || b < m->nfailed) {
-      int take_failed;
-      if (a == m->nversions) take_failed = 1;
-      else if (b == m->nfailed) take_failed = 0;
-      else take_failed = !m->failed[b].version[0] || strtoll(m->failed[b].version, NULL, 10) < m->versions[a]->number;
-      if (take_failed && ready_only) {
-        b++;
-        continue;
-      }
-      if (n < cap) {
-        ei__srv_index_entry *e = &out[n];
-        memset(e, 0, sizeof *e);
-        fmt(e->name, sizeof e->name, "%s", m->name);
-        if (take_failed) {
-          fmt(e->version, sizeof e->version, "%s", m->failed[b].version);
-          fmt(e->state, sizeof e->state, "UNAVAILABLE");
-          fmt(e->reason, sizeof e->reason, "%s", m->failed[b].reason);
-        } else {
-          fmt(e->version, sizeof e->version, "%s", m->versions[a]->name);
-          fmt(e->state, sizeof e->state, "READY");
-        }
-      }
-      n++;
-      if (take_failed) b++;
-      else a++;
+    while (b < m->nfailed && !m->failed[b].version[0]) b++;
+    while (a < m->nversions || b < m->nfailed || (loading >= 0 && !loading_listed)) {
+      int64_t na = a < m->nversions ? m->versions[a]->number : INT64_MAX;
+      int64_t nb = b < m->nfailed ? strtoll(m->failed[b].version, NULL, 10) : INT64_MAX;
+      int64_t nl = loading >= 0 && !loading_listed ? loading : INT64_MAX;
+      int64_t num = na < nb ? na : nb;
+      num = nl < num ? nl : num;
+      const char *reason = "";
+      for (int k = b; k < m->nfailed; k++)
+        if (strtoll(m->failed[k].version, NULL, 10) == num) reason = m->failed[k].reason;
+      char vn[32];
+      fmt(vn, sizeof vn, "%lld", (long long)num);
+      if (na == num) index_put(out, cap, n++, m->name, vn, "READY", reason);
+      else if (nl == num && !ready_only) index_put(out, cap, n++, m->name, vn, "LOADING", "");
+      else if (nb == num && !ready_only) index_put(out, cap, n++, m->name, vn, "UNAVAILABLE", reason);
+      if (na == num) a++;
+      if (nl == num) loading_listed = 1;
+      while (b < m->nfailed && strtoll(m->failed[b].version, NULL, 10) == num) b++;
+    }
+    /* versions that left, until their last request ends */
+    for (int r = 0; r < m->nretiring && !ready_only; r++) {
+      int dup = 0;
+      for (int k = 0; k < m->nversions; k++) dup |= m->versions[k]->number == m->retiring[r]->number;
+      if (!dup) index_put(out, cap, n++, m->name, m->retiring[r]->name, "UNLOADING", "");
     }
     pthread_mutex_unlock(&m->vmu);
   }

@@ -480,7 +480,10 @@ static void ep_stats(ei__http_exchange *x, ei__server *s, const char *model, con
       put_dur(&b, "compute_output", &bs->compute_output);
       sb_puts(&b, "}");
     }
-    sb_puts(&b, "]}");
+    sb_printf(&b, "], \"edgeinfer_loads\": {\"attempts\": %" PRIu64 ", \"failures\": %" PRIu64 ", \"last_error\": ",
+              m->load_attempts, m->load_failures);
+    sb_cstr(&b, m->load_error);
+    sb_puts(&b, "}}");
   }
   sb_puts(&b, "]}");
   free(st);
@@ -661,6 +664,56 @@ static int ep_core(ei__http_exchange *x, const ei__rest *rest, const route *rt) 
   return 1;
 }
 
+/* POST /v2/repository/models/M/load|unload: answered when the loader is done (explicit mode). */
+typedef struct ctl_x {
+  ei__http_exchange *x;
+  int aborted;
+  char model[128];
+} ctl_x;
+
+static void ctl_abort(ei__http_exchange *x) { ((ctl_x *)x->handler_data)->aborted = 1; }
+
+static void ctl_done(void *ud, ei__srv_code code, const char *msg) {
+  ctl_x *c = ud;
+  ei__http_exchange *x = c->x;
+  if (!c->aborted) {
+    if (code == EI_SRV_OK) ei__http_respond(x, 200, json_hdr, 1, "{}", 2, 0, NULL, 0);
+    else respond_code(x, code, msg && *msg ? msg : ei__srv_code_name(code));
+  }
+  x->log_model = x->log_version = NULL;
+  x->on_abort = NULL;
+  x->handler_data = NULL;
+  ei__http_exchange_release(x);
+  free(c);
+}
+
+/* Returns 1 when the answer comes later (ctl_done releases x). */
+static int ep_model_control(ei__http_exchange *x, ei__server *s, const route *rt) {
+  size_t pl = strlen(x->path);
+  int load = !(pl >= 7 && !strcmp(x->path + pl - 7, "/unload")) && !(pl >= 8 && !strcmp(x->path + pl - 8, "/unload/"));
+  ctl_x *c = calloc(1, sizeof *c);
+  if (!c) {
+    respond_code(x, EI_SRV_INTERNAL, "out of memory");
+    return 0;
+  }
+  c->x = x;
+  snprintf(c->model, sizeof c->model, "%.127s", rt->model);
+  x->handler_data = c;
+  x->on_abort = ctl_abort;
+  char err[512] = "";
+  ei__srv_code code = ei__srv_model_control(s, rt->model, load, ctl_done, c, err, sizeof err);
+  if (code != EI_SRV_OK) {
+    x->on_abort = NULL;
+    x->handler_data = NULL;
+    free(c);
+    respond_code(x, code, err);
+    return 0;
+  }
+  x->log_model = c->model;
+  x->log_version = "";
+  return 1;
+}
+
 void ei__rest_handle(ei__http_exchange *x, void *ud) {
   const ei__rest *rest = ud;
   ei__server *s = rest->srv;
@@ -700,7 +753,7 @@ void ei__rest_handle(ei__http_exchange *x, void *ud) {
     case R_READY: ep_health(x, s, 1); break;
     case R_INDEX: ep_index(x, s); break;
     case R_MODEL_CONTROL:
-      respond_code(x, EI_SRV_UNIMPLEMENTED, "model load/unload is not supported: the repository is static");
+      if (ep_model_control(x, s, &rt)) return; /* answered and released in ctl_done */
       break;
     case R_STATS_ALL: ep_stats(x, s, NULL, NULL); break;
     case R_STATS: ep_stats(x, s, rt.model, rt.version); break;

@@ -5,7 +5,8 @@
  *               rest.c (REST routes, JSON + binary tensor extension), grpc.c (gRPC service, protobuf-c)
  *   core        this header: repository.c (config.json, versions, reference counts), infer.c (requests,
  *               validation, conversion, classification), batcher.c (queues, dynamic batching, executor
- *               threads, deadlines), stats.c (Triton statistics)
+ *               threads, deadlines), stats.c (Triton statistics), reload.c (hot reload: the loader thread,
+ *               inotify, explicit load/unload)
  *   engine      include/edgeinfer.h only (the server never includes src/graph or src/kernels)
  * Transports call the core on the libuv loop thread; the core never writes to a socket.
  *
@@ -188,7 +189,16 @@ typedef struct ei__srv_options {
   int max_queue;           /* per model, default 64 requests */
   size_t max_image_pixels; /* default 64 Mpx (decompression bombs) */
   int test_delay_ms;       /* test hook: executor sleeps this long before each run (0: off) */
+  /* hot reload (issue 6; additive) */
+  int model_control;       /* EI_SRV_CONTROL_*: none (the core's default), poll (`serve`'s default), explicit */
+  int poll_secs;           /* poll: rescan period (default 10) */
+  int settle_ms;           /* poll: a plainly copied version is eligible when unchanged this long (default 2000) */
+  const char *const *load_models; /* explicit: the models loaded at start */
+  int nload_models;
+  int test_load_delay_ms;  /* test hook: the loader sleeps this long before each load (state LOADING) */
 } ei__srv_options;
+
+enum { EI_SRV_CONTROL_NONE = 0, EI_SRV_CONTROL_POLL = 1, EI_SRV_CONTROL_EXPLICIT = 2 };
 
 void ei__srv_options_init(ei__srv_options *o);
 
@@ -251,10 +261,21 @@ typedef struct ei__srv_model_stats {
   uint64_t fail_deadline;  /* deadline passed while queued: never executed */
   uint64_t fail_cancelled; /* the client went away while queued */
   uint64_t fail_exhausted; /* refused: the model's queue was full */
+  /* hot reload (additive): the model's loads since start (the same values in each version's entry) */
+  uint64_t load_attempts, load_failures;
+  char load_error[256];    /* the last failure's reason, "" when none */
 } ei__srv_model_stats;
 /* name NULL or "": every model; version NULL or "": every loaded version. Returns the count, fills up to cap. */
 int ei__srv_stats(ei__server *s, const char *name, const char *version, ei__srv_model_stats *out, int cap,
                   ei__srv_code *code, char *err, size_t errlen);
+
+/* Explicit model control (POST /v2/repository/models/M/load|unload, RepositoryModelLoad/Unload). Loop thread.
+ * Returns a code with err set when refused at once (unknown model, not in explicit mode, shutting down); else
+ * EI_SRV_OK and cb runs later on the loop thread, once, with the outcome (a load answers when the model's new
+ * versions are current, or with the reason of the failure; the current version keeps serving meanwhile). */
+typedef void (*ei__srv_control_cb)(void *ud, ei__srv_code code, const char *message);
+ei__srv_code ei__srv_model_control(ei__server *s, const char *name, int load, ei__srv_control_cb cb, void *ud,
+                                   char *err, size_t errlen);
 
 /* ---- helpers transports use in decode/encode ---- */
 /* Monotonic clock in ns. */

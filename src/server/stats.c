@@ -96,6 +96,9 @@ int ei__srv_stats(ei__server *s, const char *name, const char *version, ei__srv_
         pthread_mutex_lock(&v->st_mu);
         out[n] = v->st;
         pthread_mutex_unlock(&v->st_mu);
+        out[n].load_attempts = m->load_attempts;
+        out[n].load_failures = m->load_failures;
+        snprintf(out[n].load_error, sizeof out[n].load_error, "%s", m->load_error);
       }
       n++;
     }

@@ -258,12 +258,13 @@ def main():
         names = sorted(m.name for m in ix.models)
         check(names == ["add_10m", "add_600k", "fashion_mnist", "types"] and
               all(m.state == "READY" and m.version == "1" for m in ix.models), "RepositoryIndex: %s" % names)
-        check(code_of(st.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="fashion_mnist"))[0] ==
-              grpc.StatusCode.OK, "RepositoryModelLoad of a loaded model: OK")
+        c_, d_ = code_of(st.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="fashion_mnist"))
+        check(c_ == grpc.StatusCode.UNIMPLEMENTED and "explicit" in (d_ or ""),
+              "RepositoryModelLoad in poll mode: UNIMPLEMENTED naming --model-control explicit (%s)" % d_)
         check(code_of(st.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="nope"))[0] ==
               grpc.StatusCode.NOT_FOUND, "RepositoryModelLoad unknown: NOT_FOUND")
         check(code_of(st.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="fashion_mnist"))[0] ==
-              grpc.StatusCode.UNIMPLEMENTED, "RepositoryModelUnload: UNIMPLEMENTED (static repository)")
+              grpc.StatusCode.UNIMPLEMENTED, "RepositoryModelUnload in poll mode: UNIMPLEMENTED")
         check(code_of(st.ModelConfig, pb.ModelConfigRequest(name="fashion_mnist"))[0] ==
               grpc.StatusCode.UNIMPLEMENTED, "ModelConfig: UNIMPLEMENTED")
         check(code_of(lambda: list(st.ModelStreamInfer(iter([fm_request(np.zeros((1, 1, 28, 28), np.float32))]))))[0]
@@ -510,6 +511,31 @@ def main():
         d.ch.close()
         rc = d.stop()
     check(rc == 0, "delayed server exits 0 on SIGTERM")
+
+    # ---- explicit model control (issue 6): RepositoryModelLoad / RepositoryModelUnload ----
+    e = Server("explicit", ["--model-control", "explicit", "--load-model", "add_600k"])
+    try:
+        st = e.stub
+        req = fm_request(np.zeros((1, 1, 28, 28), np.float32))
+        c, det = code_of(st.ModelInfer, req, timeout=30)
+        check(c == grpc.StatusCode.UNAVAILABLE and "not loaded" in det, "explicit: fashion_mnist not loaded (%s)" % det)
+        check(code_of(st.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="fashion_mnist"),
+                      timeout=60)[0] == grpc.StatusCode.OK, "RepositoryModelLoad: OK")
+        check(st.ModelReady(pb.ModelReadyRequest(name="fashion_mnist")).ready, "loaded: ModelReady")
+        check(code_of(st.ModelInfer, req, timeout=30)[0] == grpc.StatusCode.OK, "loaded: ModelInfer OK")
+        ix = {(m.name, m.version): m.state for m in st.RepositoryIndex(pb.RepositoryIndexRequest()).models}
+        check(ix.get(("fashion_mnist", "1")) == "READY", "RepositoryIndex: fashion_mnist 1 READY (%s)" % ix)
+        check(code_of(st.RepositoryModelUnload, pb.RepositoryModelUnloadRequest(model_name="fashion_mnist"),
+                      timeout=60)[0] == grpc.StatusCode.OK, "RepositoryModelUnload: OK")
+        check(code_of(st.ModelInfer, req, timeout=30)[0] == grpc.StatusCode.UNAVAILABLE, "unloaded: UNAVAILABLE")
+        ix = {(m.name, m.version): (m.state, m.reason) for m in st.RepositoryIndex(pb.RepositoryIndexRequest()).models}
+        check(ix.get(("fashion_mnist", "")) == ("UNAVAILABLE", "unloaded"), "RepositoryIndex: unloaded (%s)" % ix)
+        check(code_of(st.RepositoryModelLoad, pb.RepositoryModelLoadRequest(model_name="nope"))[0] ==
+              grpc.StatusCode.NOT_FOUND, "RepositoryModelLoad unknown (explicit): NOT_FOUND")
+    finally:
+        e.ch.close()
+        rc = e.stop()
+    check(rc == 0, "explicit server exits 0 on SIGTERM")
     if failures:
         print("%d FAILED:\n  %s" % (len(failures), "\n  ".join(failures)))
         sys.exit(1)
