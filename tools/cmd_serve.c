@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "server/config.h"
 #include "server/conn.h"
 #include "server/grpc.h"
 #include "server/rest.h"
@@ -87,31 +88,6 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
   if (e == s || *e || errno || v < lo || v > hi) return 0;
   *out = v;
   return 1;
-}
-
-static int parse_cpus(const char *s, int *cpus, int cap) {
-  int n = 0;
-  while (*s) {
-    char *e;
-    long a = strtol(s, &e, 10), b;
-    if (e == s || a < 0 || a > 4095) return -1;
-    b = a;
-    s = e;
-    if (*s == '-') {
-      b = strtol(s + 1, &e, 10);
-      if (e == s + 1 || b < a || b > 4095) return -1;
-      s = e;
-    }
-    for (long k = a; k <= b; k++) {
-      if (n == cap) return -1;
-      cpus[n++] = (int)k;
-    }
-    if (*s == ',')
-      s++;
-    else if (*s)
-      return -1;
-  }
-  return n;
 }
 
 /* Writes the port file atomically (a temporary file in the same folder, then rename). */
@@ -254,7 +230,7 @@ int cmd_serve(int argc, char **argv) {
   }
   if (!repo) return cli_die("serve: --repo DIR is required\n%s", serve_help);
   if (cpus_s) {
-    if ((ncpus = parse_cpus(cpus_s, cpus, 256)) <= 0) return cli_die("serve: bad --cpus list '%s' (e.g. 0-3 or 0,2)", cpus_s);
+    if ((ncpus = ei__config_parse_cpus(cpus_s, cpus, 256)) <= 0) return cli_die("serve: bad --cpus list '%s' (e.g. 0-3 or 0,2)", cpus_s);
     so.cpus = cpus;
     so.ncpus = ncpus;
   }

@@ -118,7 +118,7 @@ static ei_status parse_tensors(const json_t *arr, const char *key, ei__cfg_tenso
   return EI_OK;
 }
 
-static int parse_cpu_string(const char *s, int *cpus, int cap) {
+int ei__config_parse_cpus(const char *s, int *cpus, int cap) {
   int n = 0;
   while (*s) {
     char *e;
@@ -211,7 +211,7 @@ static ei_status parse_edgeinfer(const json_t *e, ei__model_config *c, char *err
   }
   if ((v = json_object_get(e, "cpus"))) {
     if (json_is_string(v)) {
-      c->ncpus = parse_cpu_string(json_string_value(v), c->cpus, 256);
+      c->ncpus = ei__config_parse_cpus(json_string_value(v), c->cpus, 256);
       if (c->ncpus < 0) return cerr(err, errlen, "edgeinfer.cpus: bad CPU list (e.g. \"0-3\" or [0, 2])");
     } else if (json_is_array(v) && json_array_size(v) <= 256) {
       size_t i;

@@ -75,6 +75,9 @@ typedef struct ei__model_config {
 
 void ei__config_defaults(ei__model_config *c);
 /* Reads path (a missing file gives the defaults and EI_OK); model_name checks "name". */
+/* A CPU list "0-3,6" into cpus (at most cap, each 0..4095): the count, or -1 when malformed or too long. */
+int ei__config_parse_cpus(const char *s, int *cpus, int cap);
+
 ei_status ei__config_load(const char *path, const char *model_name, ei__model_config *c, char *err, size_t errlen);
 /* Parses JSON text (for tests). */
 ei_status ei__config_parse(const char *text, size_t len, const char *model_name, ei__model_config *c, char *err,

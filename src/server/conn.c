@@ -588,8 +588,8 @@ void ei__xchg_detach(ei__xchg *e) {
   ei__xchg_unref(e);
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
+/* Length of a valid UTF-8 sequence at s (n bytes left), 0 when invalid (http.h). */
+size_t ei__http_utf8_len(const unsigned char *s, size_t n) {
   unsigned char c = s[0];
   size_t len;
   uint32_t cp;
@@ -614,7 +614,7 @@ void ei__xchg_error_body(char *out, size_t outlen, const char *msg) {
   size_t n = strlen(msg);
   for (size_t i = 0; i < n && o + 12 < outlen;) {
     unsigned char ch = p[i];
-    size_t l = ch >= 0x20 && ch != '"' && ch != '\\' ? utf8_len(p + i, n - i) : 0;
+    size_t l = ch >= 0x20 && ch != '"' && ch != '\\' ? ei__http_utf8_len(p + i, n - i) : 0;
     if (l && o + l + 4 < outlen) {
       memcpy(out + o, p + i, l);
       o += l;

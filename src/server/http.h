@@ -63,6 +63,10 @@ void ei__http_respond(ei__http_exchange *x, int status, const ei__http_header *h
 /* The handler is done with x (after respond, or after on_abort). */
 void ei__http_exchange_release(ei__http_exchange *x);
 
+/* Length of the valid UTF-8 sequence at s (n bytes left; n >= 1), 0 when the bytes are not UTF-8 (overlong forms,
+ * surrogates and code points above U+10FFFF included): for escaping text into JSON. */
+size_t ei__http_utf8_len(const unsigned char *s, size_t n);
+
 /* Convenience for REST: a JSON error body {"error": "..."} with the status. */
 void ei__http_respond_error(ei__http_exchange *x, int status, const char *message);
 

@@ -118,25 +118,6 @@ static void sb_printf(sb *b, const char *fmt, ...) {
   b->n += (size_t)n;
 }
 
-/* Length of a valid UTF-8 sequence at s (n bytes left), 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-  unsigned char c = s[0];
-  size_t len;
-  uint32_t cp;
-  if (c < 0x80) return 1;
-  if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-  else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-  else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-  else return 0;
-  if (len > n) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80) return 0;
-    cp = (cp << 6) | (s[i] & 0x3f);
-  }
-  if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-    return 0;
-  return len;
-}
 
 /* A JSON string; bytes that are not UTF-8 become \u00XX (as Latin-1). */
 static void sb_str(sb *b, const char *s, size_t n) {
@@ -145,7 +126,7 @@ static void sb_str(sb *b, const char *s, size_t n) {
   size_t run = 0;
   for (size_t i = 0; i < n;) {
     unsigned char ch = u[i];
-    size_t l = ch >= 0x20 && ch != '"' && ch != '\\' ? utf8_len(u + i, n - i) : 0;
+    size_t l = ch >= 0x20 && ch != '"' && ch != '\\' ? ei__http_utf8_len(u + i, n - i) : 0;
     if (l) {
       i += l;
       run += l;
