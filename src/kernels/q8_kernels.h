@@ -47,6 +47,7 @@
 #include <stdint.h>
 
 #include "graph/ir.h"
+#include "quant/requant.h"
 
 enum { EI_Q8W_DOT4 = 0, EI_Q8W_MADD, EI_Q8W_MLAL };
 
@@ -337,18 +338,25 @@ void ei__q8g_run(const ei__q8g_pack *p, int64_t M, const void *a, const ei__q8g_
 
 /* ---- elementwise (q8_kernels.c) ---- */
 
-/* QLinearAdd of two same-size (or b scalar: b_stride 0) uint8 / int8 runs:
- *   y = round_sat(((float)(a - az) * as + (float)(b - bz) * bs) / cs, cz, lo, hi). */
+/* QLinearAdd of two same-size uint8 / int8 runs (requant.h's ei__qadd with coefficients k), or, when b_scalar, of
+ * a run and one broadcast value already folded into k.fixed (ei__qadd_fold): y = ei__qadd1(a, k.ra, k.fixed). */
 typedef struct ei__q8add_args {
   const uint8_t *a, *b;
   uint8_t *y;
   int64_t n;
   int b_scalar;
   int is_signed;
-  int32_t az, bz, cz, lo, hi;
-  float as, bs, cs;
+  int32_t lo, hi;
+  ei__qadd_coef k;
 } ei__q8add_args;
 typedef void (*ei__q8add_fn)(const ei__q8add_args *a, int64_t begin, int64_t end);
+/* Element i of a QLinearAdd run (the scalar steps every SIMD kernel matches; their tails use it). */
+static inline uint8_t ei__q8add_one(const ei__q8add_args *a, int64_t i) {
+  const int32_t qa = a->is_signed ? (int8_t)a->a[i] : a->a[i];
+  if (a->b_scalar) return (uint8_t)ei__qadd1(qa, a->k.ra, a->k.fixed, a->lo, a->hi);
+  const int32_t qb = a->is_signed ? (int8_t)a->b[i] : a->b[i];
+  return (uint8_t)ei__qadd(&a->k, qa, qb, a->lo, a->hi);
+}
 /* Sum of n bytes (uint8, or int8 when is_signed) as int64. */
 typedef int64_t (*ei__q8sum_fn)(const uint8_t *x, int64_t n, int is_signed);
 

@@ -15,6 +15,7 @@
 #ifndef EI_QUANT_REQUANT_H
 #define EI_QUANT_REQUANT_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "graph/ir.h"
@@ -79,6 +80,45 @@ static inline float ei__requant_multiplier(float in_scale, float w_scale, float 
 /* Requantizes an int32 accumulator (bias already added) to [lo, hi]. */
 static inline int32_t ei__requant(int32_t acc, float multiplier, int32_t zp, int32_t lo, int32_t hi) {
   return ei__quant_round_sat((float)acc * multiplier, zp, lo, hi);
+}
+
+/* QLinearAdd and QLinearMul (com.microsoft, and the Add / Mul of QDQ models), in ONNX Runtime's float steps so that
+ * both engines agree bit for bit (tests/int8/compare-int8 checks it on 65,536-pair grids):
+ *
+ *   add: ra = sa / sc, rb = sb / sc, fixed = (float)zc - fmaf(ra, (float)za, rb * (float)zb), and on the raw values
+ *        y = saturate(round_even(fmaf(a, ra, fmaf(b, rb, fixed)))); when one operand is one value broadcast over
+ *        the other (a scalar, or a dimension of 1 innermost), its term is folded first: fixed' = fmaf(s, r_s, fixed),
+ *        y = saturate(round_even(fmaf(x, r_x, fixed'))).
+ *   mul: r = sa * sb / sc, y = saturate(round_even((float)((a - za) * (b - zb)) * r + (float)zc)).
+ *
+ * fmaf is fused (one rounding) everywhere: the SIMD kernels use FMA instructions, the scalar code fmaf(). */
+typedef struct ei__qadd_coef {
+  float ra, rb, fixed;
+} ei__qadd_coef;
+
+static inline ei__qadd_coef ei__qadd_coef_of(float sa, int32_t za, float sb, int32_t zb, float sc, int32_t zc) {
+  ei__qadd_coef k;
+  k.ra = sa / sc;
+  k.rb = sb / sc;
+  k.fixed = (float)zc - fmaf(k.ra, (float)za, k.rb * (float)zb);
+  return k;
+}
+
+/* The output of one element, both operands varying (qa, qb raw quantized values). */
+static inline int32_t ei__qadd(const ei__qadd_coef *k, int32_t qa, int32_t qb, int32_t lo, int32_t hi) {
+  return ei__quant_round_sat(fmaf((float)qa, k->ra, fmaf((float)qb, k->rb, k->fixed)), 0, lo, hi);
+}
+
+/* fixed' of an operand s broadcast with ratio r (k->ra for a, k->rb for b); then ei__qadd1(x, r_x, fixed'). */
+static inline float ei__qadd_fold(const ei__qadd_coef *k, int32_t s, float r) { return fmaf((float)s, r, k->fixed); }
+static inline int32_t ei__qadd1(int32_t qx, float rx, float fixed1, int32_t lo, int32_t hi) {
+  return ei__quant_round_sat(fmaf((float)qx, rx, fixed1), 0, lo, hi);
+}
+
+/* QLinearMul of one element: ratio = ei__requant_multiplier(sa, sb, sc). */
+static inline int32_t ei__qmul(int32_t qa, int32_t za, int32_t qb, int32_t zb, float ratio, int32_t zc, int32_t lo,
+                               int32_t hi) {
+  return ei__quant_round_sat((float)((qa - za) * (qb - zb)) * ratio + (float)zc, 0, lo, hi);
 }
 
 /* Wrapping int32 arithmetic for accumulators (done on uint32: no signed overflow). */

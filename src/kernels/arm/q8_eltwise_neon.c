@@ -1,54 +1,37 @@
-/* AArch64 NEON integer elementwise kernels: QLinearAdd, 8 elements per step (the float steps of the reference in
- * the same order: (float)(a - az) * as + (float)(b - bz) * bs, / cs, clamp, round half to even, + cz) and the
+/* AArch64 NEON integer elementwise kernels: QLinearAdd, 8 elements per step (the float steps of requant.h's
+ * ei__qadd in the same order: fma(a, ra, fma(b, rb, fixed)), clamp, round half to even) and the
  * byte sums of QLinearGlobalAveragePool; QuantizeLinear (x / scale, fmaxnm / fminnm clamp so NaN -> lo, fcvtns
  * round half to even, + zp) and DequantizeLinear ((float)(q - zp) * scale) of uint8 / int8, 8 per step. */
 #include "kernels/arm/q8_arm.h"
 #include "quant/requant.h"
 
-static int32_t add_one(const ei__q8add_args *a, int64_t i) {
-  const int32_t qa = a->is_signed ? (int8_t)a->a[i] : a->a[i];
-  const int64_t ib = a->b_scalar ? 0 : i;
-  const int32_t qb = a->is_signed ? (int8_t)a->b[ib] : a->b[ib];
-  return ei__quant_round_sat((ei__dequantize(qa, a->az, a->as) + ei__dequantize(qb, a->bz, a->bs)) / a->cs, a->cz,
-                             a->lo, a->hi);
-}
-
 Q8_INLINE int16x8_t load8_s16(const uint8_t *p, int is_signed) {
   return is_signed ? vmovl_s8(vld1_s8((const int8_t *)p)) : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p)));
 }
 
-Q8_INLINE float32x4_t deq(int16x4_t q, int32x4_t z, float32x4_t s) {
-  return vmulq_f32(vcvtq_f32_s32(vsubq_s32(vmovl_s16(q), z)), s);
-}
+Q8_INLINE float32x4_t cvt4(int16x4_t q) { return vcvtq_f32_s32(vmovl_s16(q)); }
 
 void ei__q8add_neon(const ei__q8add_args *a, int64_t begin, int64_t end) {
-  const float32x4_t sa = vdupq_n_f32(a->as), sb = vdupq_n_f32(a->bs), sc = vdupq_n_f32(a->cs);
-  const float32x4_t flo = vdupq_n_f32((float)((int64_t)a->lo - a->cz)), fhi = vdupq_n_f32((float)((int64_t)a->hi - a->cz));
-  const int32x4_t za = vdupq_n_s32(a->az), zb = vdupq_n_s32(a->bz), zc = vdupq_n_s32(a->cz);
+  const float32x4_t ra = vdupq_n_f32(a->k.ra), rb = vdupq_n_f32(a->k.rb), fixed = vdupq_n_f32(a->k.fixed);
+  const float32x4_t flo = vdupq_n_f32((float)a->lo), fhi = vdupq_n_f32((float)a->hi);
   const int sg = a->is_signed;
-  float32x4_t fbs = vdupq_n_f32(0.f);
-  if (a->b_scalar) {
-    const int32_t qb = sg ? (int8_t)a->b[0] : a->b[0];
-    fbs = vdupq_n_f32(ei__dequantize(qb, a->bz, a->bs));
-  }
   int64_t i = begin;
   for (; i + 8 <= end; i += 8) {
     const int16x8_t qa = load8_s16(a->a + i, sg);
-    float32x4_t f0 = deq(vget_low_s16(qa), za, sa), f1 = deq(vget_high_s16(qa), za, sa);
-    if (a->b_scalar) {
-      f0 = vaddq_f32(f0, fbs);
-      f1 = vaddq_f32(f1, fbs);
-    } else {
+    float32x4_t f0 = fixed, f1 = fixed;
+    if (!a->b_scalar) {
       const int16x8_t qb = load8_s16(a->b + i, sg);
-      f0 = vaddq_f32(f0, deq(vget_low_s16(qb), zb, sb));
-      f1 = vaddq_f32(f1, deq(vget_high_s16(qb), zb, sb));
+      f0 = vfmaq_f32(fixed, cvt4(vget_low_s16(qb)), rb);
+      f1 = vfmaq_f32(fixed, cvt4(vget_high_s16(qb)), rb);
     }
-    f0 = vminnmq_f32(vmaxnmq_f32(vdivq_f32(f0, sc), flo), fhi);
-    f1 = vminnmq_f32(vmaxnmq_f32(vdivq_f32(f1, sc), flo), fhi);
-    const int32x4_t r0 = vaddq_s32(vcvtnq_s32_f32(f0), zc), r1 = vaddq_s32(vcvtnq_s32_f32(f1), zc);
+    f0 = vfmaq_f32(f0, cvt4(vget_low_s16(qa)), ra);
+    f1 = vfmaq_f32(f1, cvt4(vget_high_s16(qa)), ra);
+    f0 = vminnmq_f32(vmaxnmq_f32(f0, flo), fhi);
+    f1 = vminnmq_f32(vmaxnmq_f32(f1, flo), fhi);
+    const int32x4_t r0 = vcvtnq_s32_f32(f0), r1 = vcvtnq_s32_f32(f1);
     vst1_s8((int8_t *)(a->y + i), vmovn_s16(vcombine_s16(vmovn_s32(r0), vmovn_s32(r1))));
   }
-  for (; i < end; i++) a->y[i] = (uint8_t)add_one(a, i);
+  for (; i < end; i++) a->y[i] = ei__q8add_one(a, i);
 }
 
 int64_t ei__q8sum_neon(const uint8_t *x, int64_t n, int is_signed) {

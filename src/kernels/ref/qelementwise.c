@@ -124,6 +124,7 @@ ei_status ei__qbinary_run(ei__run *c) {
   if (ei__quant_act_range(&c->node->act, sc, zc, t, &lo, &hi))
     return EI_NODE_ERR(c, EI_E_UNSUPPORTED, "fused activation is not a clamp");
   const float mult = ei__requant_multiplier(sa, sb, sc);
+  const ei__qadd_coef kq = ei__qadd_coef_of(sa, za, sb, zb, sc, zc);
   const int r = y.rank;
   const int64_t total = ei__nn_prod(y.dims, r);
   if (total == 0) return EI_OK;
@@ -136,26 +137,43 @@ ei_status ei__qbinary_run(ei__run *c) {
   const ei__q8e_kernels *k = q8e_of(c->node);
   const int64_t na = ei__numel(A), nb = ei__numel(B);
   if (!mul && k && ((na == total && (nb == total || nb == 1)) || (na == 1 && nb == total))) {
-    /* no broadcasting, or one scalar operand (as b: the sum is commutative, bit for bit) */
-    const int swap = na == 1 && nb == total && total != 1;
-    ei__q8add_args args = {swap ? b : a, swap ? a : b, out, total, (swap ? na : nb) == 1 && total != 1, sgn,
-                           swap ? zb : za, swap ? za : zb, zc, lo, hi, swap ? sb : sa, swap ? sa : sb, sc};
+    /* no broadcasting, or one operand broadcast: that one folded into the coefficients and passed as b */
+    ei__q8add_args args = {a, b, out, total, 0, sgn, lo, hi, kq};
+    if (total > 1 && (na == 1 || nb == 1)) {
+      const int sa1 = na == 1;
+      args.a = sa1 ? b : a;
+      args.b = sa1 ? a : b;
+      args.b_scalar = 1;
+      args.k.ra = sa1 ? kq.rb : kq.ra;
+      args.k.fixed = ei__qadd_fold(&kq, ei__q8_get(args.b, sgn, 0), sa1 ? kq.ra : kq.rb);
+    }
     ei__q8add_run(k, &args, c->pool);
     return EI_OK;
   }
+  /* An operand whose innermost stride is 0 (while the other's is not) is one value over the row: as ONNX Runtime's
+   * broadcasting, its term is folded first (requant.h). */
+  const int fold_a = ia == 0 && ib != 0, fold_b = ib == 0 && ia != 0;
   for (int64_t o = 0, yi = 0; o < total / inner; o++) {
     int64_t ao = 0, bo = 0;
     for (int i = 0; i < r - 1; i++) {
       ao += idx[i] * stra[i];
       bo += idx[i] * strb[i];
     }
+    const float fixed1 = mul ? 0.f
+                         : fold_a ? ei__qadd_fold(&kq, ei__q8_get(a, sgn, ao), kq.ra)
+                         : fold_b ? ei__qadd_fold(&kq, ei__q8_get(b, sgn, bo), kq.rb)
+                                  : 0.f;
     for (int64_t k = 0; k < inner; k++, yi++) {
       const int32_t qa = ei__q8_get(a, sgn, ao + k * ia), qb = ei__q8_get(b, sgn, bo + k * ib);
       int32_t v;
       if (mul)
-        v = ei__requant((qa - za) * (qb - zb), mult, zc, lo, hi);
+        v = ei__qmul(qa, za, qb, zb, mult, zc, lo, hi);
+      else if (fold_a)
+        v = ei__qadd1(qb, kq.rb, fixed1, lo, hi);
+      else if (fold_b)
+        v = ei__qadd1(qa, kq.ra, fixed1, lo, hi);
       else
-        v = ei__quant_round_sat((ei__dequantize(qa, za, sa) + ei__dequantize(qb, zb, sb)) / sc, zc, lo, hi);
+        v = ei__qadd(&kq, qa, qb, lo, hi);
       ei__q_store(out, t, yi, v);
     }
     for (int i = r - 2; i >= 0; i--) {

@@ -1,5 +1,5 @@
-/* AVX2 integer elementwise kernels: QLinearAdd (8 elements per step; the float steps of the reference, in the
- * same order: (float)(a - az) * as + (float)(b - bz) * bs, / cs, clamp, round half to even, + cz) and the byte
+/* AVX2 integer elementwise kernels: QLinearAdd (8 elements per step; the float steps of requant.h's ei__qadd, in the
+ * same order: fma(a, ra, fma(b, rb, fixed)), clamp, round half to even) and the byte
  * sums of QLinearGlobalAveragePool (vpsadbw); QuantizeLinear (x / scale, clamp, round half to even, + zp) and
  * DequantizeLinear ((float)(q - zp) * scale) of uint8 / int8, 8 elements per step. */
 #include "kernels/x86/q8_x86.h"
@@ -10,34 +10,20 @@ Q8_INLINE __m256i load8_epi32(const uint8_t *p, int is_signed) {
   return is_signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
 }
 
-static int32_t add_one(const ei__q8add_args *a, int64_t i) {
-  const int32_t qa = a->is_signed ? (int8_t)a->a[i] : a->a[i];
-  const int64_t ib = a->b_scalar ? 0 : i;
-  const int32_t qb = a->is_signed ? (int8_t)a->b[ib] : a->b[ib];
-  return ei__quant_round_sat((ei__dequantize(qa, a->az, a->as) + ei__dequantize(qb, a->bz, a->bs)) / a->cs, a->cz,
-                             a->lo, a->hi);
-}
-
 void ei__q8add_avx2(const ei__q8add_args *a, int64_t begin, int64_t end) {
-  const __m256 sa = _mm256_set1_ps(a->as), sb = _mm256_set1_ps(a->bs), sc = _mm256_set1_ps(a->cs);
-  const __m256 flo = _mm256_set1_ps((float)((int64_t)a->lo - a->cz)), fhi = _mm256_set1_ps((float)((int64_t)a->hi - a->cz));
-  const __m256i za = _mm256_set1_epi32(a->az), zb = _mm256_set1_epi32(a->bz), zc = _mm256_set1_epi32(a->cz);
+  const __m256 ra = _mm256_set1_ps(a->k.ra), rb = _mm256_set1_ps(a->k.rb), fixed = _mm256_set1_ps(a->k.fixed);
+  const __m256 flo = _mm256_set1_ps((float)a->lo), fhi = _mm256_set1_ps((float)a->hi);
   const int sg = a->is_signed;
-  __m256 fbs = _mm256_setzero_ps();
-  if (a->b_scalar) {
-    const int32_t qb = sg ? (int8_t)a->b[0] : a->b[0];
-    fbs = _mm256_set1_ps(ei__dequantize(qb, a->bz, a->bs));
-  }
   int64_t i = begin;
   for (; i + 8 <= end; i += 8) {
-    const __m256 fa = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8_epi32(a->a + i, sg), za)), sa);
-    const __m256 fb = a->b_scalar ? fbs : _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8_epi32(a->b + i, sg), zb)), sb);
-    __m256 v = _mm256_div_ps(_mm256_add_ps(fa, fb), sc);
+    const __m256 fa = _mm256_cvtepi32_ps(load8_epi32(a->a + i, sg));
+    const __m256 acc =
+        a->b_scalar ? fixed : _mm256_fmadd_ps(_mm256_cvtepi32_ps(load8_epi32(a->b + i, sg)), rb, fixed);
+    __m256 v = _mm256_fmadd_ps(fa, ra, acc);
     v = _mm256_min_ps(_mm256_max_ps(v, flo), fhi);
-    const __m128i b = q8_bytes_ymm(_mm256_add_epi32(_mm256_cvtps_epi32(v), zc));
-    _mm_storel_epi64((__m128i *)(a->y + i), b);
+    _mm_storel_epi64((__m128i *)(a->y + i), q8_bytes_ymm(_mm256_cvtps_epi32(v)));
   }
-  for (; i < end; i++) a->y[i] = (uint8_t)add_one(a, i);
+  for (; i < end; i++) a->y[i] = ei__q8add_one(a, i);
 }
 
 int64_t ei__q8sum_avx2(const uint8_t *x, int64_t n, int is_signed) {

@@ -1,5 +1,5 @@
-/* AVX-512 integer elementwise kernels: QLinearAdd, 16 elements per step with masked tails (the float steps of the
- * reference in the same order, see q8_eltwise_avx2.c), the byte sums of QLinearGlobalAveragePool, QuantizeLinear
+/* AVX-512 integer elementwise kernels: QLinearAdd, 16 elements per step with masked tails (the float steps of
+ * requant.h's ei__qadd in the same order, see q8_eltwise_avx2.c), the byte sums of QLinearGlobalAveragePool, QuantizeLinear
  * and DequantizeLinear of uint8 / int8 (16 elements per step, masked tails). */
 #include "kernels/x86/q8_x86.h"
 #include "quant/requant.h"
@@ -10,23 +10,17 @@ Q8_INLINE __m512i load16_epi32(const uint8_t *p, __mmask16 m, int is_signed) {
 }
 
 void ei__q8add_avx512(const ei__q8add_args *a, int64_t begin, int64_t end) {
-  const __m512 sa = _mm512_set1_ps(a->as), sb = _mm512_set1_ps(a->bs), sc = _mm512_set1_ps(a->cs);
-  const __m512 flo = _mm512_set1_ps((float)((int64_t)a->lo - a->cz)), fhi = _mm512_set1_ps((float)((int64_t)a->hi - a->cz));
-  const __m512i za = _mm512_set1_epi32(a->az), zb = _mm512_set1_epi32(a->bz), zc = _mm512_set1_epi32(a->cz);
+  const __m512 ra = _mm512_set1_ps(a->k.ra), rb = _mm512_set1_ps(a->k.rb), fixed = _mm512_set1_ps(a->k.fixed);
+  const __m512 flo = _mm512_set1_ps((float)a->lo), fhi = _mm512_set1_ps((float)a->hi);
   const int sg = a->is_signed;
-  __m512 fbs = _mm512_setzero_ps();
-  if (a->b_scalar) {
-    const int32_t qb = sg ? (int8_t)a->b[0] : a->b[0];
-    fbs = _mm512_set1_ps(ei__dequantize(qb, a->bz, a->bs));
-  }
   for (int64_t i = begin; i < end; i += 16) {
     const __mmask16 m = end - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (end - i)) - 1);
-    const __m512 fa = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load16_epi32(a->a + i, m, sg), za)), sa);
-    const __m512 fb =
-        a->b_scalar ? fbs : _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(load16_epi32(a->b + i, m, sg), zb)), sb);
-    __m512 v = _mm512_div_ps(_mm512_add_ps(fa, fb), sc);
+    const __m512 fa = _mm512_cvtepi32_ps(load16_epi32(a->a + i, m, sg));
+    const __m512 acc =
+        a->b_scalar ? fixed : _mm512_fmadd_ps(_mm512_cvtepi32_ps(load16_epi32(a->b + i, m, sg)), rb, fixed);
+    __m512 v = _mm512_fmadd_ps(fa, ra, acc);
     v = _mm512_min_ps(_mm512_max_ps(v, flo), fhi);
-    _mm_mask_storeu_epi8(a->y + i, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(v), zc)));
+    _mm_mask_storeu_epi8(a->y + i, m, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
   }
 }
 
