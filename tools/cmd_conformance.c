@@ -8,16 +8,29 @@
 #include "cli.h"
 
 static const char *help =
-    "usage: edgeinfer conformance PATH... [--expect-fail FILE] [--rtol R] [--atol A]\n"
+    "usage: edgeinfer conformance PATH... [--expect-fail FILE] [--errata FILE] [--rtol R] [--atol A]\n"
     "  PATH is a case folder (model.onnx + test_data_set_*) or a folder of them.\n"
     "  Prints PASS/FAIL per case and 'N passed, M failed'; exits 1 on any unexpected failure.\n"
-    "  --expect-fail FILE   case names (one per line, # comments) expected to fail\n";
+    "  --expect-fail FILE   case names (one per line, # comments) expected to fail\n"
+    "  --errata FILE        corrections of expected outputs that contradict the operator's specification, one\n"
+    "                       per line: CASE DATA_SET OUTPUT_INDEX ELEMENT PUBLISHED CORRECTED (# comments). The\n"
+    "                       published value must be the one in the file (else the case fails: the erratum no\n"
+    "                       longer describes the data); the case is then compared with the corrected value\n";
+
+typedef struct erratum {
+  char name[160], set[64];
+  int output;
+  long long element;
+  double published, corrected;
+} erratum;
 
 typedef struct conf {
   double rtol, atol;
   char **xfail;
   int nxfail;
-  int passed, failed, unexpected, xfailed;
+  erratum *errata;
+  int nerrata;
+  int passed, failed, unexpected, xfailed, corrected;
 } conf;
 
 static int is_dir(const char *p) {
@@ -90,8 +103,46 @@ static int compare(const ei_tensor *got, const ei_tensor *want, const conf *cf, 
   return 1;
 }
 
+/* Element i of an integer or float tensor as a double, or write v into it; 0 when the type is not handled. */
+static int elem_access(ei_tensor *t, int64_t i, double *get, const double *set) {
+  void *p = t->data;
+  switch (t->dtype) {
+#define EI_ELEM(E, T)                    \
+  case E:                                \
+    if (set) ((T *)p)[i] = (T)*set;      \
+    else *get = (double)((T *)p)[i];     \
+    return 1;
+    EI_ELEM(EI_FLOAT, float)
+    EI_ELEM(EI_INT8, int8_t)
+    EI_ELEM(EI_UINT8, uint8_t)
+    EI_ELEM(EI_INT32, int32_t)
+    EI_ELEM(EI_INT64, int64_t)
+#undef EI_ELEM
+    default: return 0;
+  }
+}
+
+/* Applies the errata of (case, data set) to the expected outputs; returns the number applied, or -1 with a
+ * reason when an erratum does not describe the data. */
+static int apply_errata(const conf *cf, const char *name, const char *set, ei_tensor *want, int nw, char *why,
+                        size_t wl) {
+  int applied = 0;
+  for (int e = 0; e < cf->nerrata; e++) {
+    const erratum *x = &cf->errata[e];
+    if (strcmp(x->name, name) || strcmp(x->set, set)) continue;
+    double v = 0;
+    if (x->output < 0 || x->output >= nw || x->element < 0 || x->element >= ei_tensor_numel(&want[x->output]) ||
+        !elem_access(&want[x->output], x->element, &v, NULL) || v != x->published)
+      return snprintf(why, wl, "the erratum for %s output %d element %lld does not match the data (it holds %g, "
+                      "the erratum says %g)", set, x->output, x->element, v, x->published), -1;
+    elem_access(&want[x->output], x->element, NULL, &x->corrected);
+    applied++;
+  }
+  return applied;
+}
+
 /* Runs one case; returns 1 pass, 0 fail (reason in why). */
-static int run_case(const char *dir, const conf *cf, char *why, size_t wl) {
+static int run_case(const char *dir, const char *name, const conf *cf, int *ncorrected, char *why, size_t wl) {
   char path[4096], err[1024];
   snprintf(path, sizeof path, "%s/model.onnx", dir);
   ei_model *m = NULL;
@@ -132,6 +183,11 @@ static int run_case(const char *dir, const conf *cf, char *why, size_t wl) {
       nw = i + 1;
     }
     if (ok) {
+      const int napplied = apply_errata(cf, name, sets[k], want, nw, why, wl);
+      if (napplied < 0) ok = 0;
+      else *ncorrected += napplied;
+    }
+    if (ok) {
       st = ei_session_run(s, nin, ins, nout, got, err, sizeof err);
       if (st) {
         snprintf(why, wl, "%s (%s)", err, ei_strerror(st));
@@ -162,9 +218,12 @@ static void do_case(const char *dir, conf *cf) {
   int expected_fail = 0;
   for (int i = 0; i < cf->nxfail; i++) expected_fail |= !strcmp(cf->xfail[i], name);
   char why[2048] = "";
-  if (run_case(dir, cf, why, sizeof why)) {
-    printf("PASS %s%s\n", name, expected_fail ? " (listed as expected to fail)" : "");
+  int ncorrected = 0;
+  if (run_case(dir, name, cf, &ncorrected, why, sizeof why)) {
+    printf("PASS %s%s%s\n", name, ncorrected ? " (expected output corrected by an erratum)" : "",
+           expected_fail ? " (listed as expected to fail)" : "");
     cf->passed++;
+    cf->corrected += ncorrected > 0;
   } else {
     printf("FAIL %s: %s%s\n", name, why, expected_fail ? " (expected)" : "");
     cf->failed++;
@@ -193,7 +252,7 @@ static void walk(const char *path, conf *cf) {
 }
 
 int cmd_conformance(int argc, char **argv) {
-  conf cf = {1e-3, 1e-7, NULL, 0, 0, 0, 0, 0};
+  conf cf = {1e-3, 1e-7, NULL, 0, NULL, 0, 0, 0, 0, 0, 0};
   const char *paths[256];
   int np = 0;
   for (int i = 1; i < argc; i++) {
@@ -213,6 +272,32 @@ int cmd_conformance(int argc, char **argv) {
         cf.xfail[cf.nxfail++] = strdup(line);
       }
       fclose(f);
+    } else if (!strcmp(argv[i], "--errata") && i + 1 < argc) {
+      FILE *f = fopen(argv[++i], "r");
+      if (!f) return cli_die("cannot read %s", argv[i]), 2;
+      char line[512];
+      int lineno = 0, bad = 0;
+      while (!bad && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n#")] = 0;
+        erratum x;
+        char extra[2];
+        int n = sscanf(line, "%159s %63s %d %lld %lf %lf %1s", x.name, x.set, &x.output, &x.element, &x.published,
+                       &x.corrected, extra);
+        if (n <= 0) continue;
+        erratum *nv = n == 6 ? realloc(cf.errata, sizeof(erratum) * (size_t)(cf.nerrata + 1)) : NULL;
+        if (!nv) {
+          bad = 1;
+          break;
+        }
+        cf.errata = nv;
+        cf.errata[cf.nerrata++] = x;
+      }
+      fclose(f);
+      if (bad) {
+        free(cf.errata);
+        return cli_die("%s:%d: expected CASE DATA_SET OUTPUT_INDEX ELEMENT PUBLISHED CORRECTED", argv[i], lineno), 2;
+      }
     } else if (!strcmp(argv[i], "--rtol") && i + 1 < argc) {
       cf.rtol = atof(argv[++i]);
     } else if (!strcmp(argv[i], "--atol") && i + 1 < argc) {
@@ -233,6 +318,8 @@ int cmd_conformance(int argc, char **argv) {
     walk(paths[i], &cf);
   }
   printf("%d passed, %d failed\n", cf.passed, cf.failed);
+  if (cf.corrected) fprintf(stderr, "(%d of the passes compared against an erratum's corrected value)\n", cf.corrected);
+  free(cf.errata);
   if (cf.xfailed) fprintf(stderr, "(%d of the failures were expected)\n", cf.xfailed);
   for (int i = 0; i < cf.nxfail; i++) free(cf.xfail[i]);
   free(cf.xfail);
