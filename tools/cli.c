@@ -242,7 +242,55 @@ static float rng_normal(void) {
   return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
 }
 
+/* xorshift64* step (the views' generator). */
+static uint64_t view_rand(uint64_t *s) {
+  *s ^= *s >> 12;
+  *s ^= *s << 25;
+  *s ^= *s >> 27;
+  return *s * 0x2545F4914F6CDD1DULL;
+}
+
+/* View `view` of img (cli_load_photo_view) into *out (out->rgb malloc'd). Returns 0, or 1 after printing an error. */
+static int photo_view(const ei_image *img, const char *file, int view, ei_image *out) {
+  const char *base = strrchr(file, '/');
+  uint64_t seed = 1469598103934665603ULL; /* FNV-1a of the file name, then the view */
+  for (const char *q = base ? base + 1 : file; *q; q++) seed = (seed ^ (uint8_t)*q) * 1099511628211ULL;
+  seed = (seed ^ (uint64_t)view) * 1099511628211ULL;
+  if (!seed) seed = 1;
+  int x0 = 0, y0 = 0, w = img->width, h = img->height, mirror = view == 1;
+  if (view >= 2) {
+    const double fw = 0.5 + 0.4 * (double)(view_rand(&seed) >> 11) / 9007199254740992.0;
+    const double fh = 0.5 + 0.4 * (double)(view_rand(&seed) >> 11) / 9007199254740992.0;
+    w = (int)(img->width * fw);
+    h = (int)(img->height * fh);
+    if (w < 1) w = 1;
+    if (h < 1) h = 1;
+    x0 = (int)(view_rand(&seed) % (uint64_t)(img->width - w + 1));
+    y0 = (int)(view_rand(&seed) % (uint64_t)(img->height - h + 1));
+    mirror = (int)(view_rand(&seed) >> 63);
+  }
+  uint8_t *rgb = malloc((size_t)w * (size_t)h * 3 + 1);
+  if (!rgb) return cli_die("out of memory");
+  for (int y = 0; y < h; y++) {
+    const uint8_t *src = img->rgb + ((size_t)(y0 + y) * (size_t)img->width + (size_t)x0) * 3;
+    uint8_t *dst = rgb + (size_t)y * (size_t)w * 3;
+    if (!mirror) {
+      memcpy(dst, src, (size_t)w * 3);
+      continue;
+    }
+    for (int x = 0; x < w; x++) memcpy(dst + (size_t)x * 3, src + (size_t)(w - 1 - x) * 3, 3);
+  }
+  out->rgb = rgb;
+  out->width = w;
+  out->height = h;
+  return 0;
+}
+
 int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *file, ei_tensor *t) {
+  return cli_load_photo_view(vi, c, file, 0, t);
+}
+
+int cli_load_photo_view(const ei_value_info *vi, const cli_common *c, const char *file, int view, ei_tensor *t) {
   ei_preprocess p = c->pre;
   if (vi->rank == 4 && vi->dims[1] > 0 && !(c->pre_set_channels & 1)) p.channels = vi->dims[1] == 1 ? 1 : 3;
   if (vi->rank == 4 && vi->dims[2] > 0 && vi->dims[3] > 0 && !(c->pre_set_channels & 4)) {
@@ -250,24 +298,25 @@ int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *fil
     p.crop_w = (int)vi->dims[3];
     if (!(c->pre_set_channels & 2) && vi->dims[2] != 224) p.resize = (int)(vi->dims[2] < vi->dims[3] ? vi->dims[2] : vi->dims[3]);
   }
-  ei_image img;
+  ei_image img, vimg = {0, 0, NULL};
   char err[512];
+  float *data = NULL;
+  int rc = 1;
   if (ei_image_load(file, 0, &img, err, sizeof err)) return cli_die("%s: %s", file, err);
+  if (view > 0 && photo_view(&img, file, view, &vimg)) goto out;
+  const ei_image *src = view > 0 ? &vimg : &img;
   int ow, oh;
-  ei_preprocess_out_size(&p, img.width, img.height, &ow, &oh);
+  ei_preprocess_out_size(&p, src->width, src->height, &ow, &oh);
   int batch = vi->rank >= 1 && vi->dims[0] > 0 ? (int)vi->dims[0] : c->batch;
   size_t per = (size_t)p.channels * (size_t)ow * (size_t)oh;
-  float *data = malloc(per * (size_t)batch * sizeof(float) + 1);
-  if (!data) {
-    ei_image_free(&img);
-    return cli_die("out of memory");
+  if (!(data = malloc(per * (size_t)batch * sizeof(float) + 1))) {
+    cli_die("out of memory");
+    goto out;
   }
-  if (ei_image_to_chw(&img, &p, data, per, err, sizeof err)) {
-    ei_image_free(&img);
-    free(data);
-    return cli_die("%s: %s", file, err);
+  if (ei_image_to_chw(src, &p, data, per, err, sizeof err)) {
+    cli_die("%s: %s", file, err);
+    goto out;
   }
-  ei_image_free(&img);
   for (int b = 1; b < batch; b++) memcpy(data + per * (size_t)b, data, per * sizeof(float));
   t->dtype = EI_FLOAT;
   t->rank = 4;
@@ -276,7 +325,13 @@ int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *fil
   t->dims[2] = oh;
   t->dims[3] = ow;
   t->data = data;
-  return 0;
+  data = NULL;
+  rc = 0;
+out:
+  free(data);
+  free(vimg.rgb);
+  ei_image_free(&img);
+  return rc;
 }
 
 static int parse_dims(const char *s, ei_tensor *t) {

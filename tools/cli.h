@@ -40,6 +40,10 @@ void cli_free_inputs(cli_inputs *in);
 /* A photo preprocessed for model input vi as `run` does it (channels, crop and resize from the input's shape unless
  * given); t->data is malloc'd. Returns 0, or 1 after printing an error. */
 int cli_load_photo(const ei_value_info *vi, const cli_common *c, const char *file, ei_tensor *t);
+/* The same for an augmented view of the photo (calibration): view 0 is the photo itself, view 1 its mirror image,
+ * view k >= 2 a crop of 50% to 90% of each side at a place (and mirrored or not) drawn from a generator seeded
+ * by the file's name and k, so every run sees the same views; the crop is then preprocessed as the photo. */
+int cli_load_photo_view(const ei_value_info *vi, const cli_common *c, const char *file, int view, ei_tensor *t);
 double cli_now_ms(void);
 long cli_peak_rss_kb(void);
 void cli_print_shape(FILE *f, const ei_tensor *t);

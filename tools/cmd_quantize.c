@@ -24,7 +24,10 @@ static const char *help =
     "  --calib PATH...        calibration samples: photos (.jpg/.png, preprocessed as `run` does), folders of\n"
     "                         photos (sorted by name), .npy tensors (one sample each, or a batch split along\n"
     "                         dimension 0): the arguments up to the next option; repeatable\n"
-    "  --samples N            use at most N calibration samples\n"
+    "  --augment N            N more views of every calibration photo: its mirror image, then crops of 50-90%\n"
+    "                         of each side (seeded by the file name: the same views every run), preprocessed as\n"
+    "                         the photo; appended after the samples (default 0)\n"
+    "  --samples N            use at most N calibration samples (augmented views included)\n"
     "  --method M             minmax (default), percentile, entropy (KL divergence, 2048 bins -> 128 levels;\n"
     "                         256 for a uint8 tensor without negative values), mse (least expected squared\n"
     "                         error), or auto: each of them (percentile at 99.9, 99.99, 99.999) calibrates on\n"
@@ -69,6 +72,7 @@ static const char *help =
 typedef struct sample {
   char *path;
   int index; /* chunk of a batched .npy (rows index*batch ...), or -1 */
+  int view;  /* a photo's augmented view (--augment; cli_load_photo_view), 0: the photo */
 } sample;
 
 typedef struct sample_list {
@@ -92,7 +96,21 @@ static int push(sample_list *l, const char *path, int index) {
     l->cap = cap;
   }
   if (!(l->v[l->n].path = strdup(path))) return cli_die("out of memory");
+  l->v[l->n].view = 0;
   l->v[l->n++].index = index;
+  return 0;
+}
+
+/* --augment N: views 1..N of every photo of the list, appended after all the samples. */
+static int add_views(sample_list *l, int nviews) {
+  const int n = l->n;
+  for (int i = 0; i < n; i++) {
+    if (!is_photo(l->v[i].path)) continue;
+    for (int k = 1; k <= nviews; k++) {
+      if (push(l, l->v[i].path, -1)) return 1;
+      l->v[l->n - 1].view = k;
+    }
+  }
   return 0;
 }
 
@@ -203,7 +221,7 @@ static void npy_cache_clear(void) {
 /* Loads sample s as the model input (t->data malloc'd). */
 static int load_sample(const sample *s, const ei_value_info *vi, const cli_common *c, ei_tensor *t) {
   if (is_photo(s->path)) {
-    if (!cli_load_photo(vi, c, s->path, t)) return 0;
+    if (!cli_load_photo_view(vi, c, s->path, s->view, t)) return 0;
     progress_break();
     return 1;
   }
@@ -259,6 +277,7 @@ typedef struct qopts {
   int nexclude;
   int samples, eval_samples, report;
   int search_samples, max_float, sensitivity;
+  int augment;
   double target_cos;
   ei__quant_options q;
 } qopts;
@@ -308,6 +327,9 @@ static int parse_args(int argc, char **argv, cli_common *c, qopts *o) {
       while (i + 1 < argc && (argv[i + 1][0] != '-' || !argv[i + 1][1])) o->calib[o->ncalib++] = argv[++i];
     } else if (!strcmp(a, "--eval") && has_value) {
       while (i + 1 < argc && (argv[i + 1][0] != '-' || !argv[i + 1][1])) o->eval[o->neval++] = argv[++i];
+    } else if (!strcmp(a, "--augment") && has_value) {
+      if (parse_count(a, argv[++i], 0, &o->augment)) return 1;
+      if (o->augment > 64) return cli_die("bad value for --augment: '%s' (0 to 64)", argv[i]);
     } else if (!strcmp(a, "--samples") && has_value) {
       if (parse_count(a, argv[++i], 1, &o->samples)) return 1;
     } else if (!strcmp(a, "--eval-samples") && has_value) {
@@ -719,6 +741,7 @@ static int run_quantize(qopts *o, cli_common *c) {
   for (int d = 0; d < in->rank && d < EI_MAX_DIMS; d++) vi.dims[d] = in->dims[d], vi.dim_names[d] = in->dim_names[d];
   for (int i = 0; i < o->ncalib; i++)
     if (add_path(&samples, o->calib[i], &vi)) goto out;
+  if (o->augment && add_views(&samples, o->augment)) goto out;
   int n = samples.n;
   if (o->samples && n > o->samples) n = o->samples;
   if (!(cx = calloc((size_t)n + 1, sizeof *cx)) || !(kx = calloc((size_t)n + 1, sizeof *kx)) ||
