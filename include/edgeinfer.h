@@ -100,6 +100,10 @@ typedef struct ei_threadpool ei_threadpool;
 ei_status ei_threadpool_create(int nthreads, const int *cpus, int ncpus, ei_threadpool **out, char *err,
                                size_t errlen);
 int ei_threadpool_size(const ei_threadpool *p);
+/* The kernel thread ids (gettid) of the pool's worker threads (the calling thread of a run is not one of them):
+ * fills up to cap and returns the count (0 for NULL or a 1-thread pool). For per-thread counters
+ * (perf_event_open). */
+int ei_threadpool_thread_ids(const ei_threadpool *p, int *tids, int cap);
 void ei_threadpool_destroy(ei_threadpool *p);
 
 /* ---- model ---- */
@@ -172,6 +176,11 @@ typedef struct ei_plan_stats {
 } ei_plan_stats;
 /* Stats of the current plan (after ei_session_plan or run). */
 ei_status ei_session_plan_stats(const ei_session *s, ei_plan_stats *st);
+/* An estimate of the memory traffic of one run of the current plan, in bytes: over every node that runs (nodes
+ * folded at plan time and views such as Reshape excluded), the bytes of each input it reads (activations,
+ * weights and constants, by their planned type and shape) plus the bytes of each output it writes. Caches,
+ * packing and im2col scratch are not modelled. -1 when nothing is planned. */
+int64_t ei_session_planned_traffic_bytes(const ei_session *s);
 
 /* Run with inputs in model order. Plans first if the shapes are new. outputs[0..noutputs) receive views in
  * model output order. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "server/device.h"
 
 static const char *help =
     "usage: edgeinfer bench MODEL [--threads N] [--batch B] [--iters N] [--warmup N] [--json] [--profile]\n"
@@ -15,7 +16,12 @@ static const char *help =
     "  --json        print one JSON object\n"
     "  --profile     per-node time, GMAC/s and the share of this machine's peak (bench/peak writes\n"
     "                $EI_CACHE/peak.json; int8 nodes against the int8 peak, others against fp32)\n"
-    "  --idle        load no model: print the peak RSS of the process with the runtime (and thread pool) only\n";
+    "  --idle        load no model: print the peak RSS of the process with the runtime (and thread pool) only\n"
+    "  --no-device   do not print the device profile (temperatures, CPU frequencies, throttling, counters)\n"
+    "  --no-probe    device profile without the memcpy bandwidth probe\n"
+    "  --sysfs-root DIR   read the device profile from DIR instead of /sys\n"
+    "The timed runs are counted with perf_event_open (this thread and the pool's workers): cycles, IPC and the\n"
+    "cache-miss ratio where the CPU's PMU is available, task-clock and context switches everywhere.\n";
 
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -105,6 +111,8 @@ int cmd_bench(int argc, char **argv) {
   cli_common_init(&c);
   const char *model = NULL;
   int iters = 0, warmup = 3, json = 0, profile = 0, idle = 0, min_iters = 10, max_iters = 1000;
+  int device = 1, probe = 1;
+  const char *sysfs_root = NULL;
   double seconds = 3;
   for (int i = 1; i < argc; i++) {
     int r = cli_common_option(&c, argc, argv, &i);
@@ -129,6 +137,12 @@ int cmd_bench(int argc, char **argv) {
     } else if (!strcmp(argv[i], "--max-iters") && i + 1 < argc) {
       max_iters = atoi(argv[++i]);
       if (max_iters < 1) return cli_die("--max-iters needs a positive number"), 2;
+    } else if (!strcmp(argv[i], "--no-device")) {
+      device = 0;
+    } else if (!strcmp(argv[i], "--no-probe")) {
+      probe = 0;
+    } else if (!strcmp(argv[i], "--sysfs-root") && i + 1 < argc) {
+      sysfs_root = argv[++i];
     } else if (!strcmp(argv[i], "--idle")) {
       idle = 1;
     } else if (!strcmp(argv[i], "--json")) {
@@ -166,6 +180,14 @@ int cmd_bench(int argc, char **argv) {
   lat = malloc(sizeof(double) * (size_t)cap);
   if (!lat) goto out;
   int n = 0;
+  /* counters of the timed runs: this thread's and the pool workers' groups, read before and after */
+  ei__perf_support psup;
+  ei__perf_probe(&psup);
+  ei__perf *perf = psup.sw || psup.hw ? ei__perf_new(psup.hw) : NULL;
+  ei__perf_exec px;
+  ei__perf_counts pc;
+  memset(&pc, 0, sizeof pc);
+  ei__perf_exec_begin(perf, &px, pool);
   double start = cli_now_ms();
   while (n < cap) {
     double t0 = cli_now_ms();
@@ -173,26 +195,71 @@ int cmd_bench(int argc, char **argv) {
     lat[n++] = cli_now_ms() - t0;
     if (!iters && n >= min_iters && cli_now_ms() - start > seconds * 1000) break;
   }
+  ei__perf_exec_end(perf, &px, &pc);
+  ei__perf_free(perf);
   qsort(lat, (size_t)n, sizeof(double), cmp_d);
   int64_t batch = in.n && in.t[0].rank ? in.t[0].dims[0] : 1;
   double med = pct(lat, n, 0.5), p90 = pct(lat, n, 0.9), p99 = pct(lat, n, 0.99);
   double rss_mb = peak_rss_mb();
   ei_plan_stats ps;
   ei_session_plan_stats(s, &ps);
+  /* the device profile, taken after the timed runs (the probe does not disturb them) */
+  ei__device *dev = NULL;
+  if (device) {
+    ei__device_options dopt;
+    ei__device_options_init(&dopt);
+    dopt.sysfs_root = sysfs_root;
+    dopt.probe = probe;
+    dopt.probe_sync = 1;
+    dopt.log = 0;
+    dopt.interval_s = 3600;
+    if (ei__device_start(&dopt, &dev, err, sizeof err)) fprintf(stderr, "bench: device profile: %s\n", err);
+  }
+  int64_t traffic = ei_session_planned_traffic_bytes(s);
   if (json) {
     printf("{\"model\": \"%s\", \"engine\": \"edgeinfer\", \"isa\": \"%s\", \"threads\": %d, \"batch\": %lld, "
            "\"iters\": %d, \"median_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"min_ms\": %.4f, "
            "\"images_per_s\": %.2f, \"peak_rss_mb\": %.2f, \"load_ms\": %.2f, \"session_ms\": %.2f, "
-           "\"first_run_ms\": %.2f, \"arena_bytes\": %zu, \"gmac_per_image\": %.4f}\n",
+           "\"first_run_ms\": %.2f, \"arena_bytes\": %zu, \"gmac_per_image\": %.4f, \"planned_bytes_per_run\": %lld",
            model, ei_isa_name(), c.threads, (long long)batch, n, med, p90, p99, lat[0], batch * 1000.0 / med, rss_mb,
-           load_ms, session_ms, first_ms, ps.arena_bytes, ps.macs / 1e9 / (batch ? batch : 1));
+           load_ms, session_ms, first_ms, ps.arena_bytes, ps.macs / 1e9 / (batch ? batch : 1), (long long)traffic);
+    if (pc.sw)
+      printf(", \"task_clock_ms\": %.3f, \"context_switches\": %llu", pc.task_clock_ns / 1e6,
+             (unsigned long long)pc.context_switches);
+    if (pc.hw)
+      printf(", \"cycles\": %llu, \"instructions\": %llu, \"ipc\": %.4f, \"cache_references\": %llu, "
+             "\"cache_misses\": %llu, \"cache_miss_ratio\": %.6f",
+             (unsigned long long)pc.cycles, (unsigned long long)pc.instructions,
+             pc.cycles ? (double)pc.instructions / (double)pc.cycles : 0.0, (unsigned long long)pc.cache_references,
+             (unsigned long long)pc.cache_misses,
+             pc.cache_references ? (double)pc.cache_misses / (double)pc.cache_references : 0.0);
+    printf("}\n");
   } else {
     printf("model %s, batch %lld, %d thread%s, kernels %s, %d runs\n", model, (long long)batch, c.threads,
            c.threads > 1 ? "s" : "", ei_isa_name(), n);
     printf("latency median %.3f ms, p90 %.3f ms, p99 %.3f ms, min %.3f ms\n", med, p90, p99, lat[0]);
     printf("throughput %.1f images/s; %.2f GMAC/s\n", batch * 1000.0 / med, ps.macs / 1e6 / med);
     printf("load %.1f ms; peak RSS %.1f MB; arena %.2f MB\n", load_ms, rss_mb, ps.arena_bytes / 1e6);
+    if (traffic > 0)
+      printf("planned traffic %.2f MB per run (estimate from the plan: inputs, weights and outputs of every node)\n",
+             traffic / 1e6);
+    printf("counters of the %d timed runs (this thread and %d pool worker%s):\n", n, c.threads - 1,
+           c.threads == 2 ? "" : "s");
+    if (pc.hw)
+      printf("  cycles %.4g, instructions %.4g, IPC %.2f, cache misses %.4g of %.4g references (%.2f%%)\n",
+             (double)pc.cycles, (double)pc.instructions, pc.cycles ? (double)pc.instructions / pc.cycles : 0.0,
+             (double)pc.cache_misses, (double)pc.cache_references,
+             pc.cache_references ? 100.0 * pc.cache_misses / pc.cache_references : 0.0);
+    else
+      printf("  cycles, IPC, cache-miss ratio: not available: %s\n", psup.hw_why[0] ? psup.hw_why : "not counted");
+    if (pc.sw)
+      printf("  task-clock %.1f ms (%.3f ms per run), %llu context switches\n", pc.task_clock_ns / 1e6,
+             pc.task_clock_ns / 1e6 / (n ? n : 1), (unsigned long long)pc.context_switches);
+    else
+      printf("  task-clock: not available: %s\n", psup.sw_why);
+    if (dev) ei__device_print(dev, stdout);
   }
+  ei__device_stop(dev);
   if (profile) {
     ei_session_set_profiling(s, 1);
     int nn = ei_model_node_count(m);

@@ -50,7 +50,13 @@ static const char *serve_help =
     "  --poll-secs N               poll mode: rescan the repository every N s besides inotify (default 10)\n"
     "  --settle-ms N               poll mode: a version folder copied in place loads once none of its files\n"
     "                              changed for N ms (default 2000); one renamed into place loads at once\n"
-    "  --test-load-delay-ms N      test hook: the loader sleeps N ms before each load (state LOADING)\n";
+    "  --test-load-delay-ms N      test hook: the loader sleeps N ms before each load (state LOADING)\n"
+    "  --device-interval SECS      device profile: read temperatures, CPU frequencies and throttling from sysfs\n"
+    "                              every SECS s on a sampler thread (default 5; GET /metrics shows the latest)\n"
+    "  --perf-counters on|off      per-model perf_event counters (cycles, instructions, cache references and\n"
+    "                              misses, task-clock, context switches) of every execution (default on)\n"
+    "  --no-probe                  no memcpy bandwidth probe at start (ei_device_copy_bandwidth_bytes_per_second)\n"
+    "  --sysfs-root DIR            read the device profile from DIR instead of /sys (tests, containers)\n";
 
 typedef struct serve {
   uv_loop_t loop;
@@ -86,6 +92,16 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
   errno = 0;
   long v = strtol(s, &e, 10);
   if (e == s || *e || errno || v < lo || v > hi) return 0;
+  *out = v;
+  return 1;
+}
+
+/* Seconds, decimals allowed: 0.05 .. 1 day. */
+static int parse_secs(const char *s, double *out) {
+  char *e;
+  errno = 0;
+  double v = strtod(s, &e);
+  if (e == s || *e || errno || !(v >= 0.05 && v <= 86400)) return 0;
   *out = v;
   return 1;
 }
@@ -161,6 +177,7 @@ int cmd_serve(int argc, char **argv) {
   ei__net_limits lim;
   ei__srv_options_init(&so);
   so.model_control = EI_SRV_CONTROL_POLL; /* serve's default */
+  so.device = 1;                          /* the device profile of GET /metrics */
   static const char *load_models[256];
   int nload = 0;
   ei__net_limits_init(&lim);
@@ -171,6 +188,10 @@ int cmd_serve(int argc, char **argv) {
     if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
       fputs(serve_help, stdout);
       return 0;
+    }
+    if (!strcmp(o, "--no-probe")) {
+      so.no_probe = 1;
+      continue;
     }
     if (i + 1 >= argc) return cli_die("serve: unknown option or missing value: %s\n%s", o, serve_help);
     const char *val = argv[++i];
@@ -225,6 +246,12 @@ int cmd_serve(int argc, char **argv) {
       so.settle_ms = (int)v;
     else if (!strcmp(o, "--test-load-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
       so.test_load_delay_ms = (int)v;
+    else if (!strcmp(o, "--device-interval") && parse_secs(val, &so.device_interval_s))
+      ;
+    else if (!strcmp(o, "--perf-counters") && (!strcmp(val, "on") || !strcmp(val, "off")))
+      so.no_perf_counters = !strcmp(val, "off");
+    else if (!strcmp(o, "--sysfs-root") && *val)
+      so.sysfs_root = val;
     else
       return cli_die("serve: bad option or value: %s %s\n%s", o, val, serve_help);
   }

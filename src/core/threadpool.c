@@ -40,6 +40,9 @@ struct ei_threadpool {
   int nthreads; /* including the calling thread */
   pthread_t *threads;
   int nworkers_started;
+  _Atomic int *tids;           /* workers' kernel thread ids (gettid), 0 until the worker has started */
+  struct worker_arg *args;     /* one per worker, owned by the pool (a worker frees nothing: no allocator call can
+                                  land in a caller's run when a worker starts late) */
   int *cpus;
   _Atomic int stop;
   _Atomic uint32_t post;       /* futex word: bumped for every region and at shutdown */
@@ -118,8 +121,14 @@ static void run_chunks(ei_threadpool *p, int worker) {
   }
 }
 
+typedef struct worker_arg {
+  ei_threadpool *p;
+  int index; /* 1..nthreads-1 */
+} worker_arg;
+
 static void *worker(void *arg) {
-  ei_threadpool *p = arg;
+  ei_threadpool *p = ((worker_arg *)arg)->p;
+  atomic_store_explicit(&p->tids[((worker_arg *)arg)->index], (int)syscall(SYS_gettid), memory_order_release);
   tl_in_pool = 1;
   uint32_t seen = 0; /* post at creation: a region (or stop) posted before this thread got here is not missed */
   for (;;) {
@@ -157,16 +166,21 @@ ei_status ei_threadpool_create(int nthreads, const int *cpus, int ncpus, ei_thre
   if (!p) return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   p->nthreads = nthreads;
   p->threads = ei__calloc((size_t)nthreads, sizeof(pthread_t));
+  p->tids = ei__calloc((size_t)nthreads, sizeof(*p->tids));
+  p->args = ei__calloc((size_t)nthreads, sizeof(*p->args));
   if (ncpus) {
     p->cpus = ei__calloc((size_t)ncpus, sizeof(int));
     if (p->cpus) memcpy(p->cpus, cpus, sizeof(int) * (size_t)ncpus);
   }
-  if (!p->threads || (ncpus && !p->cpus)) {
+  if (!p->threads || !p->tids || !p->args || (ncpus && !p->cpus)) {
     ei_threadpool_destroy(p);
     return ei__err(err, errlen, EI_E_NOMEM, "out of memory");
   }
   for (int i = 1; i < nthreads; i++) {
-    if (pthread_create(&p->threads[i], NULL, worker, p)) {
+    worker_arg *wa = &p->args[i];
+    wa->p = p;
+    wa->index = i;
+    if (pthread_create(&p->threads[i], NULL, worker, wa)) {
       ei_threadpool_destroy(p);
       return ei__err(err, errlen, EI_E_INTERNAL, "cannot start worker thread %d", i);
     }
@@ -180,6 +194,18 @@ ei_status ei_threadpool_create(int nthreads, const int *cpus, int ncpus, ei_thre
 
 int ei_threadpool_size(const ei_threadpool *p) { return p ? p->nthreads : 1; }
 
+int ei_threadpool_thread_ids(const ei_threadpool *p, int *tids, int cap) {
+  if (!p) return 0;
+  const int n = p->nworkers_started;
+  for (int i = 0; i < n && i < cap; i++) {
+    int t;
+    /* a worker records its id first thing: wait for one that has not run yet */
+    while (!(t = atomic_load_explicit(&p->tids[i + 1], memory_order_acquire))) sched_yield();
+    tids[i] = t;
+  }
+  return n;
+}
+
 void ei_threadpool_destroy(ei_threadpool *p) {
   if (!p) return;
   atomic_store_explicit(&p->stop, 1, memory_order_release);
@@ -187,6 +213,8 @@ void ei_threadpool_destroy(ei_threadpool *p) {
   futex_wake(&p->post, INT32_MAX);
   for (int i = 1; i <= p->nworkers_started; i++) pthread_join(p->threads[i], NULL);
   ei__free(p->threads);
+  ei__free((void *)p->tids);
+  ei__free(p->args);
   ei__free(p->cpus);
   ei__free(p);
 }

@@ -246,6 +246,27 @@ ei_status ei_session_plan_stats(const ei_session *s, ei_plan_stats *st) {
   return EI_OK;
 }
 
+static int64_t value_bytes(const ei__tensor *t) {
+  if (t->rank < 0 || !ei_dtype_size(t->dtype)) return 0;
+  int64_t n = (int64_t)ei_dtype_size(t->dtype);
+  for (int d = 0; d < t->rank; d++) n *= t->dims[d] > 0 ? t->dims[d] : 0;
+  return n;
+}
+
+int64_t ei_session_planned_traffic_bytes(const ei_session *s) {
+  if (!s || !s->cur) return -1;
+  const ei__graph *g = s->m->g;
+  const ei__plan *p = s->cur;
+  int64_t total = 0;
+  for (int i = 0; i < g->nnodes; i++) {
+    const ei__node *n = &g->nodes[i];
+    if (p->skip[i] || (n->op->flags & EI_OPF_ALIAS)) continue; /* folded at plan time, or a view: no bytes move */
+    const ei__tensor *io = &p->node_io[p->node_io_start[i]];
+    for (int k = 0; k < n->nin + n->nout; k++) total += value_bytes(&io[k]);
+  }
+  return total;
+}
+
 ei_status ei_session_run(ei_session *s, int ninputs, const ei_tensor *inputs, int noutputs, ei_tensor *outputs,
                          char *err, size_t errlen) {
   if (err && errlen) err[0] = 0;

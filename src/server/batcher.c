@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core_impl.h"
+#include "device.h"
 
 void ei__srv_options_init(ei__srv_options *o) {
   memset(o, 0, sizeof *o);
@@ -344,10 +345,22 @@ static void run_batch(ei__server *s, ei__model *m, int inst_index, ei__req **bat
       use = ins;
     }
   }
+  /* per-model counters (perf.c): this thread's and the pool workers' groups read before and after the run */
+  ei__perf *perf = ei__device_perf(s->device);
+  ei__perf_exec px;
+  if (perf) ei__perf_exec_begin(perf, &px, v->own_pool ? v->own_pool : s->pool);
   uint64_t t1 = ei__srv_now_ns();
   char err[256];
   ei_status st = ei_session_run(in->session, v->ninputs, use, v->noutputs, in->outs, err, sizeof err);
   uint64_t t2 = ei__srv_now_ns();
+  if (perf) {
+    ei__perf_counts pc;
+    if (ei__perf_exec_end(perf, &px, &pc) && !st) {
+      pthread_mutex_lock(&v->st_mu);
+      ei__perf_counts_add(&v->perf, &pc);
+      pthread_mutex_unlock(&v->st_mu);
+    }
+  }
   int64_t row = 0;
   for (int i = 0; i < n; i++) {
     ei__req *r = batch[i];
@@ -523,6 +536,16 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
     st = ei_threadpool_create(threads, s->opt.cpus, s->opt.ncpus, &s->pool, err, errlen);
     if (st) goto err;
   }
+  if (s->opt.device) { /* the device profile (issue 7): before the executors, which use its counters */
+    ei__device_options dopt;
+    ei__device_options_init(&dopt);
+    if (s->opt.device_interval_s > 0) dopt.interval_s = s->opt.device_interval_s;
+    dopt.sysfs_root = s->opt.sysfs_root;
+    dopt.perf = !s->opt.no_perf_counters;
+    dopt.probe = !s->opt.no_probe;
+    dopt.srv = s;
+    if ((st = ei__device_start(&dopt, &s->device, err, errlen))) goto err;
+  }
   if ((st = ei__repo_load(s, err, errlen))) goto err;
   for (int i = 0; i < s->nmodels; i++)
     if (ei__exec_start(s, s->models[i], err, errlen)) {
@@ -534,6 +557,7 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
   return EI_OK;
 err:
   ei__exec_stop(s);
+  ei__device_stop(s->device);
   ei__repo_free(s);
   ei_threadpool_destroy(s->pool);
   if (s->deadline_timer) uv_close((uv_handle_t *)s->deadline_timer, async_close_cb);
@@ -558,6 +582,7 @@ void ei__server_drain(ei__server *s, void (*cb)(ei__server *s, void *ud), void *
 void ei__server_destroy(ei__server *s) {
   if (!s) return;
   atomic_store(&s->draining, 1);
+  ei__metrics_quiesce(); /* a GET /metrics page being built reads the models */
   ei__loader_stop(s); /* a load in progress finishes first; queued control requests are refused */
   /* stop the executors: queued requests fail as unavailable */
   for (int k = 0; k < s->nmodels; k++) {
@@ -577,6 +602,8 @@ void ei__server_destroy(ei__server *s) {
     fail_list(s, dead);
   }
   join_executors(s);
+  ei__device_stop(s->device); /* after the executors, which use its counters */
+  s->device = NULL;
   /* requests still in the work pool complete through the list: wait for them */
   while (s->inflight > 0) {
     process_done(s);

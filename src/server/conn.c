@@ -3,6 +3,7 @@
  * protocol-independent functions. Loop thread only. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -59,6 +60,18 @@ ei__net *ei__net_new(uv_loop_t *loop, const ei__net_limits *lim) {
 
 int ei__net_connections(const ei__net *n) { return n->nconns; }
 
+/* Open connections by protocol (GET /metrics' ei_connections): 0 HTTP/1.1, 1 HTTP/2 (h2c), 2 gRPC; counted from
+ * the sniff's decision to the close of the handles. */
+static atomic_int conn_open[3];
+
+static int conn_kind(const ei__conn *c) {
+  return c->listener->http2_only ? 2 : c->proto == &ei__proto_h2 ? 1 : 0;
+}
+
+void ei__conn_counts(int out[3]) {
+  for (int i = 0; i < 3; i++) out[i] = atomic_load(&conn_open[i]);
+}
+
 static void maybe_done(ei__net *n) {
   if (!n->done_cb || n->nconns || n->open_handles) return;
   void (*cb)(void *) = n->done_cb;
@@ -82,6 +95,7 @@ static void conn_handle_closed(uv_handle_t *h) {
   if (--c->open_handles > 0) return;
   ei__net *n = c->net;
   if (c->proto && c->proto->destroy) c->proto->destroy(c);
+  if (c->proto) atomic_fetch_sub(&conn_open[conn_kind(c)], 1);
   if (c->prev)
     c->prev->next = c->next;
   else if (n->conns == c)
@@ -217,6 +231,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 static int conn_start_proto(ei__conn *c, const ei__proto *p) {
   c->proto = p;
+  atomic_fetch_add(&conn_open[conn_kind(c)], 1);
   if (p->start(c) < 0) return -1;
   return 0;
 }

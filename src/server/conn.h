@@ -44,6 +44,9 @@ void ei__net_close(ei__net *n, void (*cb)(void *ud), void *ud);
 /* After the close callback (or when nothing was ever opened). */
 void ei__net_free(ei__net *n);
 int ei__net_connections(const ei__net *n);
+/* Open connections of the process by protocol: out[0] HTTP/1.1, out[1] HTTP/2 (h2c), out[2] gRPC (additive; any
+ * thread: GET /metrics). */
+void ei__conn_counts(int out[3]);
 
 /* ---- a connection (for http1.c and h2.c) ---- */
 typedef struct ei__conn ei__conn;

@@ -18,6 +18,8 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
+#include "perf.h"
 #include "server.h"
 
 #define EI__MAX_IO EI__CFG_MAX_IO
@@ -65,8 +67,13 @@ struct ei__version {
   /* stats */
   pthread_mutex_t st_mu;
   ei__srv_model_stats st;
+  ei__perf_counts perf;    /* st_mu: hardware / software counters of its executions (perf.c) */
   atomic_int in_retiring;  /* in model->retiring (set and cleared under the model's vmu; the model may be gone
                               when it is 0: a pin can outlive the server) */
+  ei__metrics_ver mx;      /* st_mu (weight/arena bytes: set at load): GET /metrics (metrics.c) */
+  /* device profile (issue 7; set at load, then immutable) */
+  int64_t planned_bytes;   /* ei_session_planned_traffic_bytes of one run at planned_batch rows; 0: not planned */
+  int planned_batch;       /* the smallest planned batch (1 without batching) */
 };
 
 /* A version folder that failed (for the index). */
@@ -114,6 +121,7 @@ struct ei__model {
   ei__version *retiring[EI__CFG_MAX_SPECIFIC]; /* left the list, still pinned by requests: UNLOADING (vmu; weak:
                                                  version_free takes itself out) */
   int nretiring;
+  ei__metrics_hist load_hist; /* vmu: durations of the successful version loads (GET /metrics) */
 };
 
 typedef struct ei__exec_arg {
@@ -144,6 +152,8 @@ struct ei__server {
   /* hot reload */
   struct ei__loader *loader;
   struct ei__ctl *ctl_head, *ctl_tail; /* finished control operations (done_mu), answered on the loop */
+  /* device profile (issue 7): the sampler and the executors' counters (device.c, perf.c); NULL when off */
+  struct ei__device *device;
 };
 
 typedef struct ei__arena_chunk {

@@ -371,6 +371,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   uint8_t *bytes = NULL;
   size_t nbytes = 0;
   ei_session *warm = NULL;
+  uint64_t t_load = ei__srv_now_ns();
   if (!v) {
     fmt(why, whylen, "out of memory");
     return NULL;
@@ -549,6 +550,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   }
   for (int n = 0; n < v->ninst; n++) {
     ei__instance *in = &v->inst[n];
+    size_t arena = 0; /* this instance's largest planned arena (GET /metrics) */
     st = ei_session_create(v->m, pool, &in->session, err, sizeof err);
     if (st) {
       fmt(why, whylen, "session: %s", err);
@@ -576,6 +578,15 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         t->data = v->max_batch > 0 ? in->staging[i] : zero;
       }
       st = ei_session_plan(in->session, v->ninputs, ins, err, sizeof err);
+      ei_plan_stats ps;
+      if (!st && !ei_session_plan_stats(in->session, &ps) && ps.arena_bytes > arena) {
+        v->mx.arena_bytes += ps.arena_bytes - arena;
+        arena = ps.arena_bytes;
+      }
+      if (!st && n == 0 && p == 0) { /* device profile (issue 7): planned traffic at the smallest batch */
+        v->planned_bytes = ei_session_planned_traffic_bytes(in->session);
+        v->planned_batch = v->max_batch > 0 ? v->planned[0] : 1;
+      }
       ei_tensor wouts[EI__MAX_IO];
       ei_tensor *outs = in->outs;
       if (!st && warm) { /* the loader: warm-up runs on its own single-threaded session (once per size) */
@@ -616,6 +627,13 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   }
   free(zero);
   ei_session_destroy(warm);
+  ei_model_stats ms;
+  ei_model_get_stats(v->m, &ms);
+  v->mx.weight_bytes = ms.weight_bytes;
+  pthread_mutex_lock(&mo->vmu);
+  ei__metrics_observe(&mo->load_hist, ei__metrics_load_bounds, EI__METRICS_NLOAD,
+                      (double)(ei__srv_now_ns() - t_load) / 1e9);
+  pthread_mutex_unlock(&mo->vmu);
   return v;
 err:
   free(zero);

@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "metrics.h"
 #include "rest.h"
 
 #define MAX_IO 64          /* inputs / outputs named in one request */
@@ -183,7 +184,8 @@ enum {
   R_MODEL_READY,
   R_INFER,
   R_CLASSIFY,
-  R_STATS
+  R_STATS,
+  R_METRICS
 };
 
 typedef struct route {
@@ -210,6 +212,7 @@ static int route_parse(char *path, route *rt) {
   }
   for (int i = 0; i < n; i++)
     if (!*seg[i]) return R_NONE;
+  if (n == 1 && !strcmp(seg[0], "metrics")) return rt->kind = R_METRICS;
   if (strcmp(seg[0], "v2")) return R_NONE;
   if (n == 1) return rt->kind = R_SERVER_META;
   if (n == 3 && !strcmp(seg[1], "health")) {
@@ -695,6 +698,51 @@ static int ep_model_control(ei__http_exchange *x, ei__server *s, const route *rt
   return 1;
 }
 
+/* GET /metrics: the page is built on libuv's work pool (metrics.c), sent from the loop. */
+typedef struct metrics_x {
+  ei__http_exchange *x;
+  int aborted;
+} metrics_x;
+
+static void metrics_abort(ei__http_exchange *x) { ((metrics_x *)x->handler_data)->aborted = 1; }
+
+static void metrics_done(void *ud, ei__prom *p) {
+  metrics_x *c = ud;
+  ei__http_exchange *x = c->x;
+  if (!c->aborted) {
+    size_t len = 0;
+    const char *text = p ? ei__prom_text(p, &len) : NULL;
+    static const ei__http_header h[1] = {{"content-type", "text/plain; version=0.0.4; charset=utf-8"}};
+    if (text) ei__http_respond(x, 200, h, 1, text, len, 0, NULL, 0);
+    else respond_code(x, EI_SRV_INTERNAL, "out of memory building the metrics page");
+  }
+  x->on_abort = NULL;
+  x->handler_data = NULL;
+  ei__http_exchange_release(x);
+  ei__prom_free(p);
+  free(c);
+}
+
+/* Returns 1 when the answer comes later (metrics_done releases x). */
+static int ep_metrics(ei__http_exchange *x, ei__server *s) {
+  metrics_x *c = calloc(1, sizeof *c);
+  if (!c) {
+    respond_code(x, EI_SRV_INTERNAL, "out of memory");
+    return 0;
+  }
+  c->x = x;
+  x->handler_data = c;
+  x->on_abort = metrics_abort;
+  if (ei__metrics_scrape(s, metrics_done, c)) {
+    x->on_abort = NULL;
+    x->handler_data = NULL;
+    free(c);
+    respond_code(x, EI_SRV_INTERNAL, "cannot queue the metrics page");
+    return 0;
+  }
+  return 1;
+}
+
 void ei__rest_handle(ei__http_exchange *x, void *ud) {
   const ei__rest *rest = ud;
   ei__server *s = rest->srv;
@@ -740,6 +788,9 @@ void ei__rest_handle(ei__http_exchange *x, void *ud) {
     case R_STATS: ep_stats(x, s, rt.model, rt.version); break;
     case R_MODEL_META: ep_model_meta(x, s, &rt); break;
     case R_MODEL_READY: ep_model_ready(x, s, &rt); break;
+    case R_METRICS:
+      if (ep_metrics(x, s)) return; /* answered and released in metrics_done */
+      break;
     case R_INFER:
     case R_CLASSIFY:
       if (ep_core(x, rest, &rt)) return; /* submitted: released in done */

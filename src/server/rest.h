@@ -10,6 +10,8 @@
  *   POST /v2/models/M[/versions/V]/classify[?k=K]      image/jpeg or image/png body -> top-k {index, label, score}
  *   GET  /v2/models[/M[/versions/V]]/stats             Triton's statistics shapes
  *   POST /v2/repository/index                          [{name, version, state, reason}]
+ *   GET  /metrics                                      Prometheus text format 0.0.4 (metrics.h), built on the work
+ *                                                      pool
  * A known path with another method: 405 (with Allow). Bodies are parsed on the service thread (decode), responses
  * built on the executor thread (encode); the loop thread only routes and sends.
  */

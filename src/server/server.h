@@ -196,6 +196,13 @@ typedef struct ei__srv_options {
   const char *const *load_models; /* explicit: the models loaded at start */
   int nload_models;
   int test_load_delay_ms;  /* test hook: the loader sleeps this long before each load (state LOADING) */
+  /* device profile (issue 7; additive; 0 means the default) */
+  int device;              /* 1: run the device profile (device.c: sysfs sampler, per-model counters); `serve` sets
+                              it, the core's default is 0 (none) */
+  double device_interval_s;/* the sampler's period (default 5 s) */
+  int no_perf_counters;    /* 1: no perf_event_open at all (--perf-counters off) */
+  int no_probe;            /* 1: no memcpy bandwidth probe at start (--no-probe) */
+  const char *sysfs_root;  /* the device readers' /sys (--sysfs-root; NULL: /sys) */
 } ei__srv_options;
 
 enum { EI_SRV_CONTROL_NONE = 0, EI_SRV_CONTROL_POLL = 1, EI_SRV_CONTROL_EXPLICIT = 2 };

@@ -25,6 +25,23 @@ void ei__stats_init(ei__version *v) {
   snprintf(v->st.version, sizeof v->st.version, "%s", v->name);
 }
 
+/* GET /metrics' failure reasons: rejected (never executed: queue full, shutting down, the client went away while
+ * queued), timeout (the deadline passed), invalid (the request's fault), internal (the engine's). */
+static int fail_reason(ei__srv_code c) {
+  switch (c) {
+  case EI_SRV_EXHAUSTED:
+  case EI_SRV_UNAVAILABLE:
+  case EI_SRV_CANCELLED:
+    return EI__FAIL_REJECTED;
+  case EI_SRV_DEADLINE:
+    return EI__FAIL_TIMEOUT;
+  case EI_SRV_INTERNAL:
+    return EI__FAIL_INTERNAL;
+  default:
+    return EI__FAIL_INVALID;
+  }
+}
+
 void ei__stats_request(ei__version *v, const ei__req *r, int success) {
   const ei__req_core *c = ei__core(r);
   uint64_t end = r->t_finished ? r->t_finished : ei__srv_now_ns();
@@ -38,11 +55,15 @@ void ei__stats_request(ei__version *v, const ei__req *r, int success) {
     add(&st->compute_infer, c->d_infer);
     add(&st->compute_output, c->d_out);
     st->inference_count += (uint64_t)(c->batch > 0 ? c->batch : 1);
+    ei__metrics_observe(&v->mx.request, ei__metrics_dur_bounds, EI__METRICS_NDUR, (double)total / 1e9);
+    ei__metrics_observe(&v->mx.queue, ei__metrics_dur_bounds, EI__METRICS_NDUR,
+                        (double)(r->t_started > r->t_queued && r->t_queued ? r->t_started - r->t_queued : 0) / 1e9);
   } else {
     add(&st->fail, total);
     if (r->code == EI_SRV_DEADLINE) st->fail_deadline++;
     else if (r->code == EI_SRV_CANCELLED) st->fail_cancelled++;
     else if (r->code == EI_SRV_EXHAUSTED) st->fail_exhausted++;
+    v->mx.fail[fail_reason(r->code)]++;
   }
   pthread_mutex_unlock(&v->st_mu);
 }
@@ -52,6 +73,8 @@ void ei__stats_execution(ei__version *v, int64_t batch, uint64_t t_in, uint64_t 
   ei__srv_model_stats *st = &v->st;
   st->execution_count++;
   st->last_inference_ms = epoch_ms();
+  ei__metrics_observe(&v->mx.compute, ei__metrics_dur_bounds, EI__METRICS_NDUR, (double)(t_in + t_infer + t_out) / 1e9);
+  ei__metrics_observe(&v->mx.batch, ei__metrics_batch_bounds, EI__METRICS_NBATCH, (double)batch);
   int i = 0;
   while (i < st->nbatch && st->batch[i].batch_size < (uint64_t)batch) i++;
   if (i == st->nbatch || st->batch[i].batch_size != (uint64_t)batch) {
