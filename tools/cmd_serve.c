@@ -50,6 +50,9 @@ static const char *serve_help =
     "  --poll-secs N               poll mode: rescan the repository every N s besides inotify (default 10)\n"
     "  --settle-ms N               poll mode: a version folder copied in place loads once none of its files\n"
     "                              changed for N ms (default 2000); one renamed into place loads at once\n"
+    "  --loader-priority nice|idle the loader thread (load, plan, warm-up of new versions) runs at nice 10\n"
+    "                              (default: loads progress while serving saturates the CPU) or also SCHED_IDLE\n"
+    "                              (only on idle CPU time: serving latency untouched, loads slow under load)\n"
     "  --test-load-delay-ms N      test hook: the loader sleeps N ms before each load (state LOADING)\n"
     "  --device-interval SECS      device profile: read temperatures, CPU frequencies and throttling from sysfs\n"
     "                              every SECS s on a sampler thread (default 5; GET /metrics shows the latest)\n"
@@ -244,6 +247,8 @@ int cmd_serve(int argc, char **argv) {
       so.poll_secs = (int)v;
     else if (!strcmp(o, "--settle-ms") && parse_int(val, 0, 3600 * 1000, &v))
       so.settle_ms = (int)v;
+    else if (!strcmp(o, "--loader-priority") && (!strcmp(val, "nice") || !strcmp(val, "idle")))
+      so.loader_idle = !strcmp(val, "idle");
     else if (!strcmp(o, "--test-load-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
       so.test_load_delay_ms = (int)v;
     else if (!strcmp(o, "--device-interval") && parse_secs(val, &so.device_interval_s))

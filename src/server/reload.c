@@ -607,11 +607,12 @@ static void handle_events(ei__loader *L, char *buf, ssize_t len) {
 static void *loader_main(void *arg) {
   ei__server *s = arg;
   ei__loader *L = s->loader;
-  /* lower priority: nice 10, and SCHED_IDLE where allowed (it runs only on otherwise idle CPU time, so that a
-   * load does not stretch the serving pool's parallel runs on a small box) */
+  /* lower priority: nice 10 (about a tenth of a busy core's time: loads go on while serving saturates the CPU);
+   * with --loader-priority idle also SCHED_IDLE (only otherwise idle CPU time: serving latency untouched, but a
+   * saturated server may take many seconds per load) */
   setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
   struct sched_param sp = {0};
-  if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+  if (s->opt.loader_idle && sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
     ei__log_msg("the loader thread runs at nice 10 (SCHED_IDLE refused: %s)", strerror(errno));
   uint64_t next_rescan = mono_ns() + (uint64_t)(s->opt.poll_secs > 0 ? s->opt.poll_secs : 10) * 1000000000ull;
   int wait_ms = -1;

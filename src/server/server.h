@@ -203,6 +203,7 @@ typedef struct ei__srv_options {
   int no_perf_counters;    /* 1: no perf_event_open at all (--perf-counters off) */
   int no_probe;            /* 1: no memcpy bandwidth probe at start (--no-probe) */
   const char *sysfs_root;  /* the device readers' /sys (--sysfs-root; NULL: /sys) */
+  int loader_idle;         /* 1: the loader thread also runs SCHED_IDLE (--loader-priority idle); 0: nice 10 only */
 } ei__srv_options;
 
 enum { EI_SRV_CONTROL_NONE = 0, EI_SRV_CONTROL_POLL = 1, EI_SRV_CONTROL_EXPLICIT = 2 };

@@ -398,7 +398,8 @@ def test_remove_inflight():
         check(srv.stop() == 0, "remove-in-flight server exits 0")
 
 
-# ---- 4c. the loader runs at nice 10; a model's own pool (edgeinfer.cpus) made by it does not ----
+# ---- 4c. the loader runs at nice 10 (and SCHED_IDLE with --loader-priority idle); a model's own pool
+# (edgeinfer.cpus) made by it does not ----
 def test_nice():
     root, d = new_repo("fm", {"edgeinfer": {"cpus": [0, 1], "labels": "labels.txt"}})
     srv = Server(EXE, root, TMP, "--settle-ms", "200", "--poll-secs", "1")
@@ -419,11 +420,23 @@ def test_nice():
             return out
         n = nices()
         check([x[0] for x in n].count(10) == 1, "exactly one thread (the loader) at nice 10: %s" % sorted(n))
-        check([x[1] for x in n].count(5) == 1, "exactly one thread (the loader) in SCHED_IDLE: %s" % sorted(n))
+        check([x[1] for x in n].count(5) == 0, "no thread in SCHED_IDLE by default: %s" % sorted(n))
         st, v, out = infer(srv, "fm")
         check(st == 200 and v == "2" and which(out) == "alt", "version 2 answers on its own pool")
     finally:
         check(srv.stop() == 0, "nice server exits 0")
+    # --loader-priority idle: the loader also runs SCHED_IDLE
+    srv = Server(EXE, root, TMP, "--settle-ms", "200", "--poll-secs", "1", "--loader-priority", "idle")
+    try:
+        deadline = time.monotonic() + 5  # the loader sets its priority first thing, maybe after the port file
+        n = nices()
+        while [x[1] for x in n].count(5) != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            n = nices()
+        check([x[0] for x in n].count(10) == 1 and [x[1] for x in n].count(5) == 1,
+              "--loader-priority idle: exactly one thread (the loader) at nice 10 and SCHED_IDLE: %s" % sorted(n))
+    finally:
+        check(srv.stop() == 0, "idle-loader server exits 0")
 
 
 # ---- 5. the served file truncated and overwritten during requests ----
