@@ -21,73 +21,43 @@
 #include "conn.h"
 #include "core_impl.h"
 #include "metrics.h"
+#include "strbuf.h"
 
 #include "device.h"
 
 /* ---- the page ---- */
 struct ei__prom {
-  char *buf;
-  size_t len, cap;
-  int oom;
+  ei__sb s;
 };
 
 ei__prom *ei__prom_new(void) {
   ei__prom *p = calloc(1, sizeof *p);
   if (!p) return NULL;
-  p->cap = 16384;
-  p->buf = malloc(p->cap);
-  if (!p->buf) {
+  if (ei__sb_grow(&p->s, 16383) < 0) {
     free(p);
     return NULL;
   }
-  p->buf[0] = 0;
+  p->s.p[0] = 0;
   return p;
 }
 
 void ei__prom_free(ei__prom *p) {
   if (!p) return;
-  free(p->buf);
+  free(p->s.p);
   free(p);
 }
 
 const char *ei__prom_text(const ei__prom *p, size_t *len) {
-  if (!p || p->oom) {
+  if (!p || p->s.oom) {
     if (len) *len = 0;
     return NULL;
   }
-  if (len) *len = p->len;
-  return p->buf;
+  if (len) *len = p->s.n;
+  return p->s.p;
 }
 
-static int prom_reserve(ei__prom *p, size_t more) {
-  if (p->oom) return -1;
-  if (p->len + more + 1 <= p->cap) return 0;
-  size_t cap = p->cap;
-  while (p->len + more + 1 > cap) {
-    if (cap > ((size_t)1 << 30)) { /* a page is far smaller: refuse to grow without end */
-      p->oom = 1;
-      return -1;
-    }
-    cap *= 2;
-  }
-  char *b = realloc(p->buf, cap);
-  if (!b) {
-    p->oom = 1;
-    return -1;
-  }
-  p->buf = b;
-  p->cap = cap;
-  return 0;
-}
-
-static void prom_put(ei__prom *p, const char *s, size_t n) {
-  if (prom_reserve(p, n)) return;
-  memcpy(p->buf + p->len, s, n);
-  p->len += n;
-  p->buf[p->len] = 0;
-}
-
-static void prom_puts(ei__prom *p, const char *s) { prom_put(p, s, strlen(s)); }
+static void prom_put(ei__prom *p, const char *s, size_t n) { ei__sb_put(&p->s, s, n); }
+static void prom_puts(ei__prom *p, const char *s) { ei__sb_puts(&p->s, s); }
 
 /* HELP text: \ and newline escaped. Label values: \, " and newline escaped. */
 static void prom_escaped(ei__prom *p, const char *s, int quote) {
@@ -350,10 +320,10 @@ static void perf_family(ei__prom *p, const snap *sn, const char *name, const cha
 static int prom_has_family(const ei__prom *p, const char *name) {
   char key[160];
   snprintf(key, sizeof key, "# TYPE %s ", name);
-  if (!p->buf || p->oom) return 0;
-  if (!strncmp(p->buf, key, strlen(key))) return 1;
+  if (!p->s.p || p->s.oom) return 0;
+  if (!strncmp(p->s.p, key, strlen(key))) return 1;
   snprintf(key, sizeof key, "\n# TYPE %s ", name);
-  return strstr(p->buf, key) != NULL;
+  return strstr(p->s.p, key) != NULL;
 }
 
 static void perf_families(ei__prom *p, const snap *sn) {
@@ -516,7 +486,7 @@ void ei__metrics_write(ei__server *s, ei__prom *p) {
   if (!s || !p) return;
   snap sn;
   if (snap_take(s, &sn)) {
-    p->oom = 1;
+    p->s.oom = 1;
     return;
   }
   serving_families(p, &sn);

@@ -22,6 +22,7 @@
 
 #include "metrics.h"
 #include "rest.h"
+#include "strbuf.h"
 
 #define MAX_IO 64          /* inputs / outputs named in one request */
 #define SMALL_BODY 65536   /* bodies parsed on the loop thread (repository index) */
@@ -63,67 +64,13 @@ void ei__rest_json_budget(size_t bytes) {
   json_set_alloc_funcs(json_budget_malloc, json_budget_free);
 }
 
-/* ---- a growable string ---- */
-typedef struct sb {
-  char *p;
-  size_t n, cap;
-  int oom;
-} sb;
-
-static int sb_grow(sb *b, size_t more) {
-  if (b->oom) return -1;
-  if (b->n + more + 1 <= b->cap) return 0;
-  size_t cap = b->cap ? b->cap : 1024;
-  while (cap < b->n + more + 1) {
-    if (cap > SIZE_MAX / 2) {
-      b->oom = 1;
-      return -1;
-    }
-    cap *= 2;
-  }
-  char *q = realloc(b->p, cap);
-  if (!q) {
-    b->oom = 1;
-    return -1;
-  }
-  b->p = q;
-  b->cap = cap;
-  return 0;
-}
-
-static void sb_put(sb *b, const void *s, size_t n) {
-  if (sb_grow(b, n) < 0) return;
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = 0;
-}
-
-static void sb_puts(sb *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb *b, const char *fmt, ...) {
-  char tmp[256];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  if (n < 0) return;
-  if ((size_t)n < sizeof tmp) {
-    sb_put(b, tmp, (size_t)n);
-    return;
-  }
-  if (sb_grow(b, (size_t)n) < 0) return;
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->n += (size_t)n;
-}
-
+/* ---- a growable string (strbuf.h) ---- */
+typedef ei__sb sb;
 
 /* A JSON string; bytes that are not UTF-8 become \u00XX (as Latin-1). */
 static void sb_str(sb *b, const char *s, size_t n) {
   const unsigned char *u = (const unsigned char *)s;
-  sb_put(b, "\"", 1);
+  ei__sb_put(b, "\"", 1);
   size_t run = 0;
   for (size_t i = 0; i < n;) {
     unsigned char ch = u[i];
@@ -133,26 +80,26 @@ static void sb_str(sb *b, const char *s, size_t n) {
       run += l;
       continue;
     }
-    sb_put(b, u + i - run, run);
+    ei__sb_put(b, u + i - run, run);
     run = 0;
     if (ch == '"' || ch == '\\') {
       char esc[2] = {'\\', (char)ch};
-      sb_put(b, esc, 2);
+      ei__sb_put(b, esc, 2);
     } else
-      sb_printf(b, "\\u%04x", ch);
+      ei__sb_printf(b, "\\u%04x", ch);
     i++;
   }
-  sb_put(b, u + n - run, run);
-  sb_put(b, "\"", 1);
+  ei__sb_put(b, u + n - run, run);
+  ei__sb_put(b, "\"", 1);
 }
 
 static void sb_cstr(sb *b, const char *s) { sb_str(b, s ? s : "", s ? strlen(s) : 0); }
 
 static void put_f64(sb *b, double v, int digits) {
   if (isnan(v) || isinf(v))
-    sb_puts(b, "null"); /* JSON has no NaN or infinity */
+    ei__sb_puts(b, "null"); /* JSON has no NaN or infinity */
   else
-    sb_printf(b, "%.*g", digits, v);
+    ei__sb_printf(b, "%.*g", digits, v);
 }
 
 /* ---- responses ---- */
@@ -262,14 +209,14 @@ static void ep_server_meta(ei__http_exchange *x, ei__server *s) {
   sb b = {0};
   int n = 0;
   const char *const *ext = ei__srv_extensions(s, &n);
-  sb_puts(&b, "{\"name\": \"edgeinfer\", \"version\": ");
+  ei__sb_puts(&b, "{\"name\": \"edgeinfer\", \"version\": ");
   sb_cstr(&b, EI_VERSION_STRING);
-  sb_puts(&b, ", \"extensions\": [");
+  ei__sb_puts(&b, ", \"extensions\": [");
   for (int i = 0; i < n; i++) {
-    if (i) sb_puts(&b, ", ");
+    if (i) ei__sb_puts(&b, ", ");
     sb_cstr(&b, ext[i]);
   }
-  sb_puts(&b, "]}");
+  ei__sb_puts(&b, "]}");
   respond_sb(x, 200, &b);
 }
 
@@ -285,17 +232,17 @@ static void ep_health(ei__http_exchange *x, ei__server *s, int ready) {
 }
 
 static void put_tensor_meta(sb *b, const ei__ks_tensor *t, int n) {
-  sb_puts(b, "[");
+  ei__sb_puts(b, "[");
   for (int i = 0; i < n; i++) {
-    sb_puts(b, i ? ", {\"name\": " : "{\"name\": ");
+    ei__sb_puts(b, i ? ", {\"name\": " : "{\"name\": ");
     sb_cstr(b, t[i].name);
-    sb_puts(b, ", \"datatype\": ");
+    ei__sb_puts(b, ", \"datatype\": ");
     sb_cstr(b, ei__ks_dtype_name(t[i].dtype));
-    sb_puts(b, ", \"shape\": [");
-    for (int d = 0; d < t[i].rank; d++) sb_printf(b, "%s%" PRId64, d ? ", " : "", t[i].shape[d]);
-    sb_puts(b, "]}");
+    ei__sb_puts(b, ", \"shape\": [");
+    for (int d = 0; d < t[i].rank; d++) ei__sb_printf(b, "%s%" PRId64, d ? ", " : "", t[i].shape[d]);
+    ei__sb_puts(b, "]}");
   }
-  sb_puts(b, "]");
+  ei__sb_puts(b, "]");
 }
 
 static void ep_model_meta(ei__http_exchange *x, ei__server *s, const route *rt) {
@@ -308,20 +255,20 @@ static void ep_model_meta(ei__http_exchange *x, ei__server *s, const route *rt) 
     return;
   }
   sb b = {0};
-  sb_puts(&b, "{\"name\": ");
+  ei__sb_puts(&b, "{\"name\": ");
   sb_cstr(&b, m.name);
-  sb_puts(&b, ", \"versions\": [");
+  ei__sb_puts(&b, ", \"versions\": [");
   for (int i = 0; i < m.nversions; i++) {
-    if (i) sb_puts(&b, ", ");
+    if (i) ei__sb_puts(&b, ", ");
     sb_cstr(&b, m.versions[i]);
   }
-  sb_puts(&b, "], \"platform\": ");
+  ei__sb_puts(&b, "], \"platform\": ");
   sb_cstr(&b, m.platform);
-  sb_puts(&b, ", \"inputs\": ");
+  ei__sb_puts(&b, ", \"inputs\": ");
   put_tensor_meta(&b, m.inputs, m.ninputs);
-  sb_puts(&b, ", \"outputs\": ");
+  ei__sb_puts(&b, ", \"outputs\": ");
   put_tensor_meta(&b, m.outputs, m.noutputs);
-  sb_puts(&b, "}");
+  ei__sb_puts(&b, "}");
   ei__srv_meta_release(&m);
   respond_sb(x, 200, &b);
 }
@@ -334,13 +281,13 @@ static void ep_model_ready(ei__http_exchange *x, ei__server *s, const route *rt)
     return;
   }
   sb b = {0};
-  sb_puts(&b, "{\"name\": ");
+  ei__sb_puts(&b, "{\"name\": ");
   sb_cstr(&b, rt->model);
   if (rt->version[0]) {
-    sb_puts(&b, ", \"version\": ");
+    ei__sb_puts(&b, ", \"version\": ");
     sb_cstr(&b, rt->version);
   }
-  sb_puts(&b, ", \"ready\": true}");
+  ei__sb_puts(&b, ", \"ready\": true}");
   respond_sb(x, 200, &b);
 }
 
@@ -387,25 +334,25 @@ static void ep_index(ei__http_exchange *x, ei__server *s) {
     cap = n;
   }
   sb b = {0};
-  sb_puts(&b, "[");
+  ei__sb_puts(&b, "[");
   for (int i = 0; i < n; i++) {
-    sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
+    ei__sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
     sb_cstr(&b, e[i].name);
-    sb_puts(&b, ", \"version\": ");
+    ei__sb_puts(&b, ", \"version\": ");
     sb_cstr(&b, e[i].version);
-    sb_puts(&b, ", \"state\": ");
+    ei__sb_puts(&b, ", \"state\": ");
     sb_cstr(&b, e[i].state);
-    sb_puts(&b, ", \"reason\": ");
+    ei__sb_puts(&b, ", \"reason\": ");
     sb_cstr(&b, e[i].reason);
-    sb_puts(&b, "}");
+    ei__sb_puts(&b, "}");
   }
-  sb_puts(&b, "]");
+  ei__sb_puts(&b, "]");
   free(e);
   respond_sb(x, 200, &b);
 }
 
 static void put_dur(sb *b, const char *name, const ei__srv_duration *d) {
-  sb_printf(b, "\"%s\": {\"count\": %" PRIu64 ", \"ns\": %" PRIu64 "}", name, d->count, d->ns);
+  ei__sb_printf(b, "\"%s\": {\"count\": %" PRIu64 ", \"ns\": %" PRIu64 "}", name, d->count, d->ns);
 }
 
 static void ep_stats(ei__http_exchange *x, ei__server *s, const char *model, const char *version) {
@@ -431,45 +378,45 @@ static void ep_stats(ei__http_exchange *x, ei__server *s, const char *model, con
     return;
   }
   sb b = {0};
-  sb_puts(&b, "{\"model_stats\": [");
+  ei__sb_puts(&b, "{\"model_stats\": [");
   for (int i = 0; i < n; i++) {
     const ei__srv_model_stats *m = &st[i];
-    sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
+    ei__sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
     sb_cstr(&b, m->name);
-    sb_puts(&b, ", \"version\": ");
+    ei__sb_puts(&b, ", \"version\": ");
     sb_cstr(&b, m->version);
-    sb_printf(&b, ", \"last_inference\": %" PRIu64 ", \"inference_count\": %" PRIu64 ", \"execution_count\": %" PRIu64
+    ei__sb_printf(&b, ", \"last_inference\": %" PRIu64 ", \"inference_count\": %" PRIu64 ", \"execution_count\": %" PRIu64
                   ", \"inference_stats\": {",
               m->last_inference_ms, m->inference_count, m->execution_count);
     put_dur(&b, "success", &m->success);
-    sb_puts(&b, ", ");
+    ei__sb_puts(&b, ", ");
     put_dur(&b, "fail", &m->fail);
-    sb_puts(&b, ", ");
+    ei__sb_puts(&b, ", ");
     put_dur(&b, "queue", &m->queue);
-    sb_puts(&b, ", ");
+    ei__sb_puts(&b, ", ");
     put_dur(&b, "compute_input", &m->compute_input);
-    sb_puts(&b, ", ");
+    ei__sb_puts(&b, ", ");
     put_dur(&b, "compute_infer", &m->compute_infer);
-    sb_puts(&b, ", ");
+    ei__sb_puts(&b, ", ");
     put_dur(&b, "compute_output", &m->compute_output);
-    sb_puts(&b, "}, \"batch_stats\": [");
+    ei__sb_puts(&b, "}, \"batch_stats\": [");
     int nb = m->nbatch < 64 ? m->nbatch : 64;
     for (int j = 0; j < nb; j++) {
       const ei__srv_batch_stats *bs = &m->batch[j];
-      sb_printf(&b, "%s{\"batch_size\": %" PRIu64 ", ", j ? ", " : "", bs->batch_size);
+      ei__sb_printf(&b, "%s{\"batch_size\": %" PRIu64 ", ", j ? ", " : "", bs->batch_size);
       put_dur(&b, "compute_input", &bs->compute_input);
-      sb_puts(&b, ", ");
+      ei__sb_puts(&b, ", ");
       put_dur(&b, "compute_infer", &bs->compute_infer);
-      sb_puts(&b, ", ");
+      ei__sb_puts(&b, ", ");
       put_dur(&b, "compute_output", &bs->compute_output);
-      sb_puts(&b, "}");
+      ei__sb_puts(&b, "}");
     }
-    sb_printf(&b, "], \"edgeinfer_loads\": {\"attempts\": %" PRIu64 ", \"failures\": %" PRIu64 ", \"last_error\": ",
+    ei__sb_printf(&b, "], \"edgeinfer_loads\": {\"attempts\": %" PRIu64 ", \"failures\": %" PRIu64 ", \"last_error\": ",
               m->load_attempts, m->load_failures);
     sb_cstr(&b, m->load_error);
-    sb_puts(&b, "}}");
+    ei__sb_puts(&b, "}}");
   }
-  sb_puts(&b, "]}");
+  ei__sb_puts(&b, "]}");
   free(st);
   respond_sb(x, 200, &b);
 }
@@ -765,9 +712,9 @@ void ei__rest_handle(ei__http_exchange *x, void *ud) {
     char msg[200];
     snprintf(msg, sizeof msg, "method %.16s is not allowed on this endpoint (use %s)", x->method, route_method(kind));
     sb b = {0}; /* the body of respond_error, with an Allow header */
-    sb_puts(&b, "{\"error\": ");
+    ei__sb_puts(&b, "{\"error\": ");
     sb_cstr(&b, msg);
-    sb_puts(&b, "}");
+    ei__sb_puts(&b, "}");
     ei__http_header h[2] = {{"content-type", "application/json"}, {"allow", route_method(kind)}};
     if (!b.oom)
       ei__http_respond(x, 405, h, 2, b.p, b.n, 1, NULL, 0);
@@ -1133,31 +1080,31 @@ static ei__srv_code rest_decode(ei__req *r) {
 static void put_data(sb *b, const ei__ks_tensor *t) {
   const uint8_t *p = t->data;
   size_t es = ei__ks_dtype_size(t->dtype);
-  sb_puts(b, "[");
+  ei__sb_puts(b, "[");
   if (t->dtype == EI_KS_BYTES) {
     size_t o = 0;
     int first = 1;
     while (p && o + 4 <= t->nbytes) {
       uint32_t len = (uint32_t)p[o] | (uint32_t)p[o + 1] << 8 | (uint32_t)p[o + 2] << 16 | (uint32_t)p[o + 3] << 24;
       if (len > t->nbytes - o - 4) break;
-      if (!first) sb_puts(b, ", ");
+      if (!first) ei__sb_puts(b, ", ");
       first = 0;
       sb_str(b, (const char *)p + o + 4, len);
       o += 4 + len;
     }
-    sb_puts(b, "]");
+    ei__sb_puts(b, "]");
     return;
   }
   size_t n = es ? t->nbytes / es : 0;
   /* a rough reservation: at most ~26 characters an element */
-  sb_grow(b, n * 26 < ((size_t)1 << 30) ? n * 26 : 0);
+  ei__sb_grow(b, n * 26 < ((size_t)1 << 30) ? n * 26 : 0);
   for (size_t i = 0; i < n && !b->oom; i++) {
     const uint8_t *e = p + i * es;
     char tmp[40];
     int k = 0;
-    if (i) sb_put(b, ", ", 2);
+    if (i) ei__sb_put(b, ", ", 2);
     switch (t->dtype) {
-    case EI_KS_BOOL: sb_puts(b, *e ? "true" : "false"); continue;
+    case EI_KS_BOOL: ei__sb_puts(b, *e ? "true" : "false"); continue;
     case EI_KS_UINT8: k = snprintf(tmp, sizeof tmp, "%u", *e); break;
     case EI_KS_INT8: k = snprintf(tmp, sizeof tmp, "%d", *(const int8_t *)e); break;
     case EI_KS_UINT16: { uint16_t v; memcpy(&v, e, 2); k = snprintf(tmp, sizeof tmp, "%u", v); break; }
@@ -1171,19 +1118,19 @@ static void put_data(sb *b, const ei__ks_tensor *t) {
                        put_f64(b, f, 9); continue; }
     case EI_KS_FP32: { float v; memcpy(&v, e, 4); put_f64(b, v, 9); continue; }
     case EI_KS_FP64: { double v; memcpy(&v, e, 8); put_f64(b, v, 17); continue; }
-    default: sb_puts(b, "null"); continue;
+    default: ei__sb_puts(b, "null"); continue;
     }
-    sb_put(b, tmp, (size_t)k);
+    ei__sb_put(b, tmp, (size_t)k);
   }
-  sb_puts(b, "]");
+  ei__sb_puts(b, "]");
 }
 
 static void encode_error(call *c, ei__req *r) {
   ei__srv_code code = r->code ? r->code : EI_SRV_INTERNAL;
   sb b = {0};
-  sb_puts(&b, "{\"error\": ");
+  ei__sb_puts(&b, "{\"error\": ");
   sb_cstr(&b, r->error[0] ? r->error : ei__srv_code_name(code));
-  sb_puts(&b, "}");
+  ei__sb_puts(&b, "}");
   c->status = ei__srv_http_status(code);
   if (c->status == 499) c->status = 500; /* never sent: the client is gone */
   c->resp = b.oom ? (free(b.p), NULL) : b.p;
@@ -1197,55 +1144,55 @@ static void rest_encode(ei__req *r) {
     return;
   }
   sb b = {0};
-  sb_puts(&b, "{\"model_name\": ");
+  ei__sb_puts(&b, "{\"model_name\": ");
   sb_cstr(&b, r->model_name);
-  sb_puts(&b, ", \"model_version\": ");
+  ei__sb_puts(&b, ", \"model_version\": ");
   sb_cstr(&b, r->served_version ? r->served_version : r->model_version);
   if (r->kind == EI_REQ_CLASSIFY) {
-    sb_puts(&b, ", \"classes\": [");
+    ei__sb_puts(&b, ", \"classes\": [");
     for (int i = 0; i < r->nclasses; i++) {
-      sb_printf(&b, "%s{\"index\": %d, \"label\": ", i ? ", " : "", r->classes[i].index);
+      ei__sb_printf(&b, "%s{\"index\": %d, \"label\": ", i ? ", " : "", r->classes[i].index);
       if (r->classes[i].label)
         sb_cstr(&b, r->classes[i].label);
       else
-        sb_puts(&b, "null");
-      sb_puts(&b, ", \"score\": ");
+        ei__sb_puts(&b, "null");
+      ei__sb_puts(&b, ", \"score\": ");
       put_f64(&b, r->classes[i].score, 9);
-      sb_puts(&b, "}");
+      ei__sb_puts(&b, "}");
     }
-    sb_puts(&b, "]}");
+    ei__sb_puts(&b, "]}");
   } else {
     if (r->id) {
-      sb_puts(&b, ", \"id\": ");
+      ei__sb_puts(&b, ", \"id\": ");
       sb_cstr(&b, r->id);
     }
-    sb_puts(&b, ", \"outputs\": [");
+    ei__sb_puts(&b, ", \"outputs\": [");
     int any_binary = 0;
     for (int i = 0; i < r->nresults; i++) {
       const ei__ks_result *res = &r->results[i];
       const ei__ks_tensor *t = &res->t;
-      sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
+      ei__sb_puts(&b, i ? ", {\"name\": " : "{\"name\": ");
       sb_cstr(&b, t->name);
-      sb_puts(&b, ", \"datatype\": ");
+      ei__sb_puts(&b, ", \"datatype\": ");
       sb_cstr(&b, ei__ks_dtype_name(t->dtype));
-      sb_puts(&b, ", \"shape\": [");
-      for (int d = 0; d < t->rank; d++) sb_printf(&b, "%s%" PRId64, d ? ", " : "", t->shape[d]);
-      sb_puts(&b, "]");
+      ei__sb_puts(&b, ", \"shape\": [");
+      for (int d = 0; d < t->rank; d++) ei__sb_printf(&b, "%s%" PRId64, d ? ", " : "", t->shape[d]);
+      ei__sb_puts(&b, "]");
       if (res->binary || r->binary_output) {
         any_binary = 1;
-        sb_printf(&b, ", \"parameters\": {\"binary_data_size\": %zu}}", t->nbytes);
+        ei__sb_printf(&b, ", \"parameters\": {\"binary_data_size\": %zu}}", t->nbytes);
       } else {
-        sb_puts(&b, ", \"data\": ");
+        ei__sb_puts(&b, ", \"data\": ");
         put_data(&b, t);
-        sb_puts(&b, "}");
+        ei__sb_puts(&b, "}");
       }
     }
-    sb_puts(&b, "]}");
+    ei__sb_puts(&b, "]}");
     if (any_binary) {
       c->resp_binary = 1;
       c->resp_json_len = b.n;
       for (int i = 0; i < r->nresults; i++)
-        if (r->results[i].binary || r->binary_output) sb_put(&b, r->results[i].t.data, r->results[i].t.nbytes);
+        if (r->results[i].binary || r->binary_output) ei__sb_put(&b, r->results[i].t.data, r->results[i].t.nbytes);
     }
   }
   if (b.oom) {
