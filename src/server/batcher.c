@@ -304,7 +304,7 @@ static void fail_list(ei__server *s, ei__req *dead) {
   }
 }
 
-static void sleep_ms(int ms) {
+void ei__sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) && errno == EINTR) {
   }
@@ -315,7 +315,7 @@ static void run_batch(ei__server *s, ei__model *m, int inst_index, ei__req **bat
   ei__instance *in = &v->inst[inst_index < v->ninst ? inst_index : 0];
   uint64_t t0 = ei__srv_now_ns();
   for (int i = 0; i < n; i++) batch[i]->t_started = t0;
-  if (s->opt.test_delay_ms > 0) sleep_ms(s->opt.test_delay_ms);
+  if (s->opt.test_delay_ms > 0) ei__sleep_ms(s->opt.test_delay_ms);
   t0 = ei__srv_now_ns();
   ei_tensor ins[EI__MAX_IO];
   const ei_tensor *use = ei__core(batch[0])->in;
@@ -607,7 +607,7 @@ void ei__server_destroy(ei__server *s) {
   /* requests still in the work pool complete through the list: wait for them */
   while (s->inflight > 0) {
     process_done(s);
-    if (s->inflight > 0) sleep_ms(1);
+    if (s->inflight > 0) ei__sleep_ms(1);
   }
   process_done(s);
   ei__repo_free(s);

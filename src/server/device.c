@@ -20,15 +20,7 @@
 #include "conn.h"
 #include "core_impl.h"
 #include "device.h"
-
-/* snprintf that may truncate (paths and messages are bounded; a cut message is still a message) */
-static void sfmt(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void sfmt(char *out, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(out, cap, fmt, ap);
-  va_end(ap);
-}
+#include "strbuf.h"
 
 #define MAX_TEMPS 64
 #define MAX_CPUS 256
@@ -152,21 +144,21 @@ static int list_numbered(const char *dir, const char *prefix, const char *suffix
 static void device_of(const char *dir, char *out, size_t cap) {
   char p[PATH_MAX + 16], r[PATH_MAX];
   out[0] = 0;
-  sfmt(p, sizeof p, "%s/device", dir);
-  if (realpath(p, r)) sfmt(out, cap, "%s", r);
+  ei__fmt(p, sizeof p, "%s/device", dir);
+  if (realpath(p, r)) ei__fmt(out, cap, "%s", r);
 }
 
 static void add_temp(snapshot *s, const char *zone, int hwmon, double c) {
   if (s->ntemps >= MAX_TEMPS) return;
   temp_reading *t = &s->temps[s->ntemps];
   /* zone names must be unique within a source: a repeated one gets a #2, #3 ... */
-  sfmt(t->zone, sizeof t->zone, "%s", zone);
+  ei__fmt(t->zone, sizeof t->zone, "%s", zone);
   for (int k = 2;; k++) {
     int clash = 0;
     for (int i = 0; i < s->ntemps; i++)
       if (s->temps[i].hwmon == hwmon && !strcmp(s->temps[i].zone, t->zone)) clash = 1;
     if (!clash) break;
-    sfmt(t->zone, sizeof t->zone, "%.100s#%d", zone, k);
+    ei__fmt(t->zone, sizeof t->zone, "%.100s#%d", zone, k);
   }
   t->hwmon = hwmon;
   t->celsius = c;
@@ -184,50 +176,50 @@ static void sample_temps(const char *root, snapshot *s, int *undervolt) {
   zone_id *zones = calloc(MAX_TEMPS, sizeof *zones); /* NULL: no dedupe */
   int nz = 0, why_set = 0;
   *undervolt = -1;
-  sfmt(dir, sizeof dir, "%s/class/thermal", root);
+  ei__fmt(dir, sizeof dir, "%s/class/thermal", root);
   int n = list_numbered(dir, "thermal_zone", NULL, idx, MAX_TEMPS);
   if (n < 0) {
-    sfmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", dir, strerror(-n));
+    ei__fmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", dir, strerror(-n));
     why_set = 1;
   }
   for (int i = 0; i < n; i++) {
     char zd[PATH_MAX + 96], type[96];
     long long mdeg;
-    sfmt(zd, sizeof zd, "%s/thermal_zone%d", dir, idx[i]);
-    sfmt(p, sizeof p, "%s/type", zd);
-    if (read_text(p, type, sizeof type) || !type[0]) sfmt(type, sizeof type, "thermal_zone%d", idx[i]);
+    ei__fmt(zd, sizeof zd, "%s/thermal_zone%d", dir, idx[i]);
+    ei__fmt(p, sizeof p, "%s/type", zd);
+    if (read_text(p, type, sizeof type) || !type[0]) ei__fmt(type, sizeof type, "thermal_zone%d", idx[i]);
     if (zones) {
-      sfmt(zones[nz].type, sizeof zones[nz].type, "%s", type);
+      ei__fmt(zones[nz].type, sizeof zones[nz].type, "%s", type);
       device_of(zd, zones[nz].dev, sizeof zones[nz].dev);
       nz++;
     }
-    sfmt(p, sizeof p, "%s/temp", zd);
+    ei__fmt(p, sizeof p, "%s/temp", zd);
     int rc = read_i64(p, &mdeg);
     if (rc) {
-      if (!why_set) sfmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", p, strerror(rc)), why_set = 1;
+      if (!why_set) ei__fmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", p, strerror(rc)), why_set = 1;
       continue;
     }
     add_temp(s, type, 0, mdeg / 1000.0);
   }
-  sfmt(dir, sizeof dir, "%s/class/hwmon", root);
+  ei__fmt(dir, sizeof dir, "%s/class/hwmon", root);
   n = list_numbered(dir, "hwmon", NULL, idx, MAX_TEMPS);
   if (n < 0 && !s->ntemps && !why_set)
-    sfmt(s->why_thermal, sizeof s->why_thermal, "no thermal zone; %s: %s", dir, strerror(-n)), why_set = 1;
+    ei__fmt(s->why_thermal, sizeof s->why_thermal, "no thermal zone; %s: %s", dir, strerror(-n)), why_set = 1;
   for (int i = 0; i < n; i++) {
     char hd[PATH_MAX + 96], name[96], dev[PATH_MAX];
-    sfmt(hd, sizeof hd, "%s/hwmon%d", dir, idx[i]);
-    sfmt(p, sizeof p, "%s/name", hd);
-    if (read_text(p, name, sizeof name) || !name[0]) sfmt(name, sizeof name, "hwmon%d", idx[i]);
+    ei__fmt(hd, sizeof hd, "%s/hwmon%d", dir, idx[i]);
+    ei__fmt(p, sizeof p, "%s/name", hd);
+    if (read_text(p, name, sizeof name) || !name[0]) ei__fmt(name, sizeof name, "hwmon%d", idx[i]);
     if (!strcmp(name, "rpi_volt")) {
       long long a;
-      sfmt(p, sizeof p, "%s/in0_lcrit_alarm", hd);
+      ei__fmt(p, sizeof p, "%s/in0_lcrit_alarm", hd);
       if (!read_i64(p, &a)) *undervolt = a != 0;
     }
     device_of(hd, dev, sizeof dev);
     int dup = 0;
     for (int z = 0; z < nz && !dup; z++) {
       char t[96];
-      sfmt(t, sizeof t, "%s", zones[z].type);
+      ei__fmt(t, sizeof t, "%s", zones[z].type);
       for (char *c = t; *c; c++)
         if (*c == '-') *c = '_';
       if (!strcmp(t, name) || (dev[0] && !strcmp(dev, zones[z].dev))) dup = 1;
@@ -238,30 +230,30 @@ static void sample_temps(const char *root, snapshot *s, int *undervolt) {
     for (int k = 0; k < nt; k++) {
       char label[64], zone[192];
       long long mdeg;
-      sfmt(p, sizeof p, "%s/temp%d_input", hd, ti[k]);
+      ei__fmt(p, sizeof p, "%s/temp%d_input", hd, ti[k]);
       int rc = read_i64(p, &mdeg);
       if (rc) {
-        if (!why_set) sfmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", p, strerror(rc)), why_set = 1;
+        if (!why_set) ei__fmt(s->why_thermal, sizeof s->why_thermal, "%s: %s", p, strerror(rc)), why_set = 1;
         continue;
       }
-      sfmt(p, sizeof p, "%s/temp%d_label", hd, ti[k]);
-      if (read_text(p, label, sizeof label) || !label[0]) sfmt(label, sizeof label, "temp%d", ti[k]);
-      sfmt(zone, sizeof zone, "%.90s/%.60s", name, label);
+      ei__fmt(p, sizeof p, "%s/temp%d_label", hd, ti[k]);
+      if (read_text(p, label, sizeof label) || !label[0]) ei__fmt(label, sizeof label, "temp%d", ti[k]);
+      ei__fmt(zone, sizeof zone, "%.90s/%.60s", name, label);
       add_temp(s, zone, 1, mdeg / 1000.0);
     }
   }
   if (!s->ntemps && !why_set)
-    sfmt(s->why_thermal, sizeof s->why_thermal, "no thermal zone or hwmon temperature under %s/class", root);
+    ei__fmt(s->why_thermal, sizeof s->why_thermal, "no thermal zone or hwmon temperature under %s/class", root);
   free(zones);
 }
 
 static void sample_cpufreq(const char *root, snapshot *s) {
   char dir[PATH_MAX + 64], p[PATH_MAX + 128];
   int idx[MAX_CPUS];
-  sfmt(dir, sizeof dir, "%s/devices/system/cpu", root);
+  ei__fmt(dir, sizeof dir, "%s/devices/system/cpu", root);
   int n = list_numbered(dir, "cpu", NULL, idx, MAX_CPUS), why_set = 0;
   if (n < 0) {
-    sfmt(s->why_cpufreq, sizeof s->why_cpufreq, "%s: %s", dir, strerror(-n));
+    ei__fmt(s->why_cpufreq, sizeof s->why_cpufreq, "%s: %s", dir, strerror(-n));
     return;
   }
   for (int i = 0; i < n; i++) {
@@ -269,15 +261,15 @@ static void sample_cpufreq(const char *root, snapshot *s) {
     long long khz;
     memset(c, 0, sizeof *c);
     c->cpu = idx[i];
-    sfmt(p, sizeof p, "%s/cpu%d/cpufreq/scaling_cur_freq", dir, idx[i]);
+    ei__fmt(p, sizeof p, "%s/cpu%d/cpufreq/scaling_cur_freq", dir, idx[i]);
     int rc = read_i64(p, &khz);
     if (!rc) c->has_cur = 1, c->cur_hz = khz * 1000.0;
-    else if (!why_set) sfmt(s->why_cpufreq, sizeof s->why_cpufreq, "%s: %s", p, strerror(rc)), why_set = 1;
-    sfmt(p, sizeof p, "%s/cpu%d/cpufreq/cpuinfo_max_freq", dir, idx[i]);
+    else if (!why_set) ei__fmt(s->why_cpufreq, sizeof s->why_cpufreq, "%s: %s", p, strerror(rc)), why_set = 1;
+    ei__fmt(p, sizeof p, "%s/cpu%d/cpufreq/cpuinfo_max_freq", dir, idx[i]);
     if (!read_i64(p, &khz)) c->has_max = 1, c->max_hz = khz * 1000.0;
     if (c->has_cur || c->has_max) s->ncpus++;
   }
-  if (!s->ncpus && !why_set) sfmt(s->why_cpufreq, sizeof s->why_cpufreq, "no cpuN folder under %s", dir);
+  if (!s->ncpus && !why_set) ei__fmt(s->why_cpufreq, sizeof s->why_cpufreq, "no cpuN folder under %s", dir);
 }
 
 static void sample_throttle(const char *root, snapshot *s, int undervolt) {
@@ -288,7 +280,7 @@ static void sample_throttle(const char *root, snapshot *s, int undervolt) {
   for (int k = 0; k < 2 && !s->throttle; k++) {
     char pat[PATH_MAX + 64];
     glob_t g;
-    sfmt(pat, sizeof pat, pats[k], root);
+    ei__fmt(pat, sizeof pat, pats[k], root);
     if (glob(pat, 0, NULL, &g)) continue;
     for (size_t i = 0; i < g.gl_pathc && !s->throttle; i++) {
       char buf[64], *e;
@@ -303,7 +295,7 @@ static void sample_throttle(const char *root, snapshot *s, int undervolt) {
         }
         rc = EINVAL;
       }
-      if (!first_err) first_err = rc, sfmt(first_path, sizeof first_path, "%s", g.gl_pathv[i]);
+      if (!first_err) first_err = rc, ei__fmt(first_path, sizeof first_path, "%s", g.gl_pathv[i]);
     }
     globfree(&g);
   }
@@ -313,9 +305,9 @@ static void sample_throttle(const char *root, snapshot *s, int undervolt) {
   }
   if (!s->throttle) {
     if (first_err)
-      sfmt(s->why_throttle, sizeof s->why_throttle, "%s: %s", first_path, strerror(first_err));
+      ei__fmt(s->why_throttle, sizeof s->why_throttle, "%s: %s", first_path, strerror(first_err));
     else
-      sfmt(s->why_throttle, sizeof s->why_throttle,
+      ei__fmt(s->why_throttle, sizeof s->why_throttle,
                "no Raspberry Pi firmware get_throttled under %s/devices/platform and no rpi_volt hwmon: %s", root,
                strerror(ENOENT));
   }
@@ -326,7 +318,7 @@ static void sample_throttle(const char *root, snapshot *s, int undervolt) {
 /* "event=0x04,umask=0x03" with the device's format/ fields ("config:0-7") -> config. 0 or -1. */
 static int pmu_config(const char *dev, const char *spec, uint64_t *config) {
   char buf[256];
-  sfmt(buf, sizeof buf, "%s", spec);
+  ei__fmt(buf, sizeof buf, "%s", spec);
   *config = 0;
   for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
     char *eq = strchr(tok, '=');
@@ -334,7 +326,7 @@ static int pmu_config(const char *dev, const char *spec, uint64_t *config) {
     if (eq) *eq = 0, v = strtoull(eq + 1, NULL, 0);
     char fp[PATH_MAX + 256], fmt[64];
     int lo, hi;
-    sfmt(fp, sizeof fp, "%s/format/%s", dev, tok);
+    ei__fmt(fp, sizeof fp, "%s/format/%s", dev, tok);
     if (read_text(fp, fmt, sizeof fmt)) return -1;
     int nf = sscanf(fmt, "config:%d-%d", &lo, &hi);
     if (nf == 1) hi = lo;
@@ -349,9 +341,9 @@ static int pmu_config(const char *dev, const char *spec, uint64_t *config) {
 static double pmu_scale(const char *dev, const char *name) {
   char p[PATH_MAX + 128], buf[64];
   double scale = 1;
-  sfmt(p, sizeof p, "%s/events/%s.scale", dev, name);
+  ei__fmt(p, sizeof p, "%s/events/%s.scale", dev, name);
   if (!read_text(p, buf, sizeof buf)) scale = strtod(buf, NULL);
-  sfmt(p, sizeof p, "%s/events/%s.unit", dev, name);
+  ei__fmt(p, sizeof p, "%s/events/%s.unit", dev, name);
   if (!read_text(p, buf, sizeof buf)) {
     if (!strcmp(buf, "MiB")) scale *= 1048576.0;
     else if (!strcmp(buf, "KiB")) scale *= 1024.0;
@@ -363,13 +355,13 @@ static int pmu_open(const char *dev, const char *name, int *err) {
   char p[PATH_MAX + 128], spec[256], mask[64];
   long long type;
   uint64_t config;
-  sfmt(p, sizeof p, "%s/type", dev);
+  ei__fmt(p, sizeof p, "%s/type", dev);
   if ((*err = read_i64(p, &type))) return -1;
-  sfmt(p, sizeof p, "%s/events/%s", dev, name);
+  ei__fmt(p, sizeof p, "%s/events/%s", dev, name);
   if ((*err = read_text(p, spec, sizeof spec))) return -1;
   if (pmu_config(dev, spec, &config)) return *err = EINVAL, -1;
   int cpu = 0;
-  sfmt(p, sizeof p, "%s/cpumask", dev);
+  ei__fmt(p, sizeof p, "%s/cpumask", dev);
   if (!read_text(p, mask, sizeof mask)) cpu = atoi(mask);
   struct perf_event_attr a;
   memset(&a, 0, sizeof a);
@@ -383,10 +375,10 @@ static int pmu_open(const char *dev, const char *name, int *err) {
 
 static void dram_open(ei__device *d) {
   char dir[PATH_MAX + 64];
-  sfmt(dir, sizeof dir, "%s/bus/event_source/devices", d->root);
+  ei__fmt(dir, sizeof dir, "%s/bus/event_source/devices", d->root);
   DIR *dd = opendir(dir);
   if (!dd) {
-    sfmt(d->why_dram, sizeof d->why_dram, "%s: %s", dir, strerror(errno));
+    ei__fmt(d->why_dram, sizeof d->why_dram, "%s: %s", dir, strerror(errno));
     return;
   }
   struct dirent *e;
@@ -394,11 +386,11 @@ static void dram_open(ei__device *d) {
   char other[64] = "";
   while ((e = readdir(dd)) && d->nimc < MAX_IMC) {
     if (!strncmp(e->d_name, "arm_dsu", 7) || !strncmp(e->d_name, "arm_cmn", 7))
-      sfmt(other, sizeof other, "%s", e->d_name);
+      ei__fmt(other, sizeof other, "%s", e->d_name);
     if (strncmp(e->d_name, "uncore_imc", 10)) continue;
     seen = 1;
     char dev[PATH_MAX + 320];
-    sfmt(dev, sizeof dev, "%s/%s", dir, e->d_name);
+    ei__fmt(dev, sizeof dev, "%s/%s", dir, e->d_name);
     imc *m = &d->imcs[d->nimc];
     m->fd_read = pmu_open(dev, "cas_count_read", &err);
     m->fd_write = m->fd_read >= 0 ? pmu_open(dev, "cas_count_write", &err) : -1;
@@ -418,12 +410,12 @@ static void dram_open(ei__device *d) {
   closedir(dd);
   if (d->nimc) return;
   if (seen)
-    sfmt(d->why_dram, sizeof d->why_dram, "uncore_imc cas_count events: %s (perf_event_paranoid %d)",
+    ei__fmt(d->why_dram, sizeof d->why_dram, "uncore_imc cas_count events: %s (perf_event_paranoid %d)",
              strerror(err ? err : EINVAL), d->perf.paranoid);
   else if (other[0])
-    sfmt(d->why_dram, sizeof d->why_dram, "%s has no DRAM byte event; no uncore_imc PMU in %s", other, dir);
+    ei__fmt(d->why_dram, sizeof d->why_dram, "%s has no DRAM byte event; no uncore_imc PMU in %s", other, dir);
   else
-    sfmt(d->why_dram, sizeof d->why_dram, "no memory-controller PMU (uncore_imc*) in %s", dir);
+    ei__fmt(d->why_dram, sizeof d->why_dram, "no memory-controller PMU (uncore_imc*) in %s", dir);
 }
 
 static void dram_sample(ei__device *d, snapshot *s) {
@@ -474,7 +466,7 @@ static void run_probe(ei__device *d) {
     free(a);
     free(b);
     pthread_mutex_lock(&d->mu);
-    sfmt(d->why_probe, sizeof d->why_probe, "out of memory for 2 x %zu bytes", n);
+    ei__fmt(d->why_probe, sizeof d->why_probe, "out of memory for 2 x %zu bytes", n);
     d->probe_state = -1;
     pthread_mutex_unlock(&d->mu);
     return;
@@ -499,7 +491,7 @@ static void run_probe(ei__device *d) {
   pthread_mutex_lock(&d->mu);
   d->copy_bw = best;
   d->probe_state = best > 0 ? 1 : -1;
-  if (best <= 0) sfmt(d->why_probe, sizeof d->why_probe, "stopped before it finished");
+  if (best <= 0) ei__fmt(d->why_probe, sizeof d->why_probe, "stopped before it finished");
   pthread_mutex_unlock(&d->mu);
 }
 
@@ -527,7 +519,7 @@ static void *sampler(void *arg) {
 static void append(char *buf, size_t cap, const char *feature, const char *why) {
   size_t n = strlen(buf);
   if (n + 1 >= cap) return;
-  sfmt(buf + n, cap - n, "%s%s (%s)", n ? "; " : "", feature, why);
+  ei__fmt(buf + n, cap - n, "%s%s (%s)", n ? "; " : "", feature, why);
 }
 
 ei_status ei__device_start(const ei__device_options *o, ei__device **out, char *err, size_t errlen) {
@@ -537,7 +529,7 @@ ei_status ei__device_start(const ei__device_options *o, ei__device **out, char *
   int ca_made = 0;
   ei_status st = EI_OK;
   if (!d) {
-    sfmt(err, errlen, "out of memory");
+    ei__fmt(err, errlen, "out of memory");
     return EI_E_NOMEM;
   }
   if (o) d->opt = *o;
@@ -546,18 +538,18 @@ ei_status ei__device_start(const ei__device_options *o, ei__device **out, char *
   if (!d->opt.probe_bytes) d->opt.probe_bytes = (size_t)32 << 20;
   const char *root = d->opt.sysfs_root && d->opt.sysfs_root[0] ? d->opt.sysfs_root : "/sys";
   if (strlen(root) >= sizeof d->root - 256) {
-    sfmt(err, errlen, "--sysfs-root: path too long");
+    ei__fmt(err, errlen, "--sysfs-root: path too long");
     st = EI_E_INVALID_ARGUMENT;
     goto err;
   }
-  sfmt(d->root, sizeof d->root, "%s", root);
+  ei__fmt(d->root, sizeof d->root, "%s", root);
   size_t rl = strlen(d->root);
   while (rl > 1 && d->root[rl - 1] == '/') d->root[--rl] = 0;
   d->opt.sysfs_root = d->root;
   pthread_mutex_init(&d->mu, NULL);
   if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
       pthread_cond_init(&d->cv, &ca)) {
-    sfmt(err, errlen, "cannot make the sampler's condition variable");
+    ei__fmt(err, errlen, "cannot make the sampler's condition variable");
     pthread_mutex_destroy(&d->mu);
     st = EI_E_INTERNAL;
     goto err;
@@ -566,22 +558,22 @@ ei_status ei__device_start(const ei__device_options *o, ei__device **out, char *
   /* counters */
   if (d->opt.perf) {
     ei__perf_probe(&d->perf);
-    if (!d->perf.hw) sfmt(d->why_perf, sizeof d->why_perf, "%s", d->perf.hw_why);
+    if (!d->perf.hw) ei__fmt(d->why_perf, sizeof d->why_perf, "%s", d->perf.hw_why);
     if (d->perf.sw || d->perf.hw) {
       if (!(d->P = ei__perf_new(d->perf.hw))) {
-        sfmt(err, errlen, "out of memory");
+        ei__fmt(err, errlen, "out of memory");
         st = EI_E_NOMEM;
         goto err_sync;
       }
     }
   } else {
     d->perf.paranoid = -99;
-    sfmt(d->why_perf, sizeof d->why_perf, "--perf-counters off");
+    ei__fmt(d->why_perf, sizeof d->why_perf, "--perf-counters off");
   }
   dram_open(d);
   take_sample(d);
   if (d->opt.probe && d->opt.probe_sync) run_probe(d);
-  if (!d->opt.probe) sfmt(d->why_probe, sizeof d->why_probe, "--no-probe");
+  if (!d->opt.probe) ei__fmt(d->why_probe, sizeof d->why_probe, "--no-probe");
   /* the start-up line */
   if (d->snap.ntemps == 0) append(d->missing, sizeof d->missing, "thermal", d->snap.why_thermal);
   if (d->snap.ncpus == 0) append(d->missing, sizeof d->missing, "cpufreq", d->snap.why_cpufreq);
@@ -595,7 +587,7 @@ ei_status ei__device_start(const ei__device_options *o, ei__device **out, char *
   }
   int rc = pthread_create(&d->thread, NULL, sampler, d);
   if (rc) {
-    sfmt(err, errlen, "cannot start the device sampler: %s", strerror(rc));
+    ei__fmt(err, errlen, "cannot start the device sampler: %s", strerror(rc));
     st = EI_E_INTERNAL;
     goto err_sync;
   }
@@ -660,7 +652,7 @@ void ei__device_write(ei__device *d, ei__prom *p) {
     ei__prom_family(p, "ei_device_cpu_frequency_hertz", "gauge", "Current CPU frequency (cpufreq scaling_cur_freq).");
     for (int i = 0; i < s->ncpus; i++) {
       if (!s->cpus[i].has_cur) continue;
-      sfmt(cpu, sizeof cpu, "%d", s->cpus[i].cpu);
+      ei__fmt(cpu, sizeof cpu, "%d", s->cpus[i].cpu);
       ei__prom_label l = {"cpu", cpu};
       ei__prom_sample(p, "ei_device_cpu_frequency_hertz", &l, 1, s->cpus[i].cur_hz);
     }
@@ -670,7 +662,7 @@ void ei__device_write(ei__device *d, ei__prom *p) {
                     "Highest CPU frequency (cpufreq cpuinfo_max_freq).");
     for (int i = 0; i < s->ncpus; i++) {
       if (!s->cpus[i].has_max) continue;
-      sfmt(cpu, sizeof cpu, "%d", s->cpus[i].cpu);
+      ei__fmt(cpu, sizeof cpu, "%d", s->cpus[i].cpu);
       ei__prom_label l = {"cpu", cpu};
       ei__prom_sample(p, "ei_device_cpu_max_frequency_hertz", &l, 1, s->cpus[i].max_hz);
     }
@@ -741,8 +733,8 @@ void ei__device_write_models(ei__server *s, ei__prom *p) {
         rows = nr, cap = nc;
       }
       model_row *r = &rows[n++];
-      sfmt(r->model, sizeof r->model, "%s", m->name);
-      sfmt(r->version, sizeof r->version, "%s", v->name);
+      ei__fmt(r->model, sizeof r->model, "%s", m->name);
+      ei__fmt(r->version, sizeof r->version, "%s", v->name);
       pthread_mutex_lock(&v->st_mu);
       r->c = v->perf;
       pthread_mutex_unlock(&v->st_mu);

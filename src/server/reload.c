@@ -34,6 +34,7 @@
 
 #include "conn.h"
 #include "core_impl.h"
+#include "strbuf.h"
 
 typedef struct ei__vtrack {
   int64_t number;
@@ -74,21 +75,7 @@ typedef struct ei__loader {
   int nw, capw;
 } ei__loader;
 
-static void fmt(char *dst, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *dst, size_t n, const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  vsnprintf(dst, n, f, ap);
-  va_end(ap);
-}
-
 static uint64_t mono_ns(void) { return ei__srv_now_ns(); }
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) && errno == EINTR) {
-  }
-}
 
 /* ---- tracks and watches ---- */
 
@@ -154,7 +141,7 @@ static uint64_t folder_sig(const char *dir) {
   char p[4400];
   while ((e = readdir(d))) {
     if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-    fmt(p, sizeof p, "%s/%s", dir, e->d_name);
+    ei__fmt(p, sizeof p, "%s/%s", dir, e->d_name);
     struct stat st;
     uint64_t h = 1469598103934665603ull;
     for (const char *c = e->d_name; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
@@ -192,11 +179,11 @@ static int scan(ei__loader *L, ei__model *m, int64_t *vs, int cap, uint64_t now)
       char p[4400];
       struct stat st;
       if (!ei__repo_all_digits(e->d_name) || nv == cap) continue;
-      fmt(p, sizeof p, "%s/%s", m->dir, e->d_name);
+      ei__fmt(p, sizeof p, "%s/%s", m->dir, e->d_name);
       if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) continue;
       int64_t num = strtoll(e->d_name, NULL, 10);
       char canon[32];
-      fmt(canon, sizeof canon, "%lld", (long long)num);
+      ei__fmt(canon, sizeof canon, "%lld", (long long)num);
       if (strcmp(canon, e->d_name)) continue; /* "01": the server loads <number>/ only */
       vs[nv++] = num;
       watch_add(L, p, m, num);
@@ -246,7 +233,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
     for (int i = 0; i < m->ntracks; i++) m->tracks[i].failed = 0;
 
   /* config.json */
-  fmt(cpath, sizeof cpath, "%s/config.json", m->dir);
+  ei__fmt(cpath, sizeof cpath, "%s/config.json", m->dir);
   uint64_t csig = file_sig(cpath);
   if (m->enabled && (csig != m->cfg_sig || force || m->cfg_dirty)) {
     m->cfg_dirty = 0;
@@ -256,9 +243,9 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
       ei__log_msg("model '%s': config.json not applied (the previous one stays in force): %s", m->name, err);
       pthread_mutex_lock(&m->vmu);
       ei__repo_set_failed(m, "", err);
-      if (!m->current) fmt(m->reason, sizeof m->reason, "%s", err);
+      if (!m->current) ei__fmt(m->reason, sizeof m->reason, "%s", err);
       m->load_failures++;
-      fmt(m->load_error, sizeof m->load_error, "config.json: %s", err);
+      ei__fmt(m->load_error, sizeof m->load_error, "config.json: %s", err);
       pthread_mutex_unlock(&m->vmu);
       free(ncfg);
       ncfg = NULL;
@@ -266,7 +253,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
       m->cfg_bad = 1;
       if (ctl) {
         ctl->code = EI_SRV_INVALID;
-        fmt(ctl->msg, sizeof ctl->msg, "failed to load model '%s': %s", m->name, err);
+        ei__fmt(ctl->msg, sizeof ctl->msg, "failed to load model '%s': %s", m->name, err);
         return -1;
       }
     } else {
@@ -300,7 +287,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
     for (int k = 0; k < nv; k++) present |= vs[k] == num;
     if (!present) {
       char fv[32];
-      fmt(fv, sizeof fv, "%s", f->version); /* clear_failed moves the entries */
+      ei__fmt(fv, sizeof fv, "%s", f->version); /* clear_failed moves the entries */
       ei__repo_clear_failed(m, fv);
     }
   }
@@ -343,13 +330,13 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
     }
     if (next < 0) break;
     ei__vtrack *t = track(m, next, 0);
-    fmt(vn, sizeof vn, "%lld", (long long)next);
+    ei__fmt(vn, sizeof vn, "%lld", (long long)next);
     pthread_mutex_lock(&m->vmu);
-    fmt(m->loading, sizeof m->loading, "%s", vn);
+    ei__fmt(m->loading, sizeof m->loading, "%s", vn);
     m->load_attempts++;
     pthread_mutex_unlock(&m->vmu);
     ei__log_msg("model '%s' version %s: loading", m->name, vn);
-    if (s->opt.test_load_delay_ms > 0) sleep_ms(s->opt.test_load_delay_ms);
+    if (s->opt.test_load_delay_ms > 0) ei__sleep_ms(s->opt.test_load_delay_ms);
     char why[256] = "";
     uint64_t t0 = mono_ns();
     ei__version *v = ei__version_load(s, m, cfg, next, 1, why, sizeof why);
@@ -360,7 +347,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
     } else {
       ei__repo_set_failed(m, vn, why);
       m->load_failures++;
-      fmt(m->load_error, sizeof m->load_error, "version %s: %s", vn, why);
+      ei__fmt(m->load_error, sizeof m->load_error, "version %s: %s", vn, why);
     }
     pthread_mutex_unlock(&m->vmu);
     if (t) {
@@ -378,7 +365,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
                   why);
       if (ctl) {
         ctl->code = EI_SRV_INVALID;
-        fmt(ctl->msg, sizeof ctl->msg, "failed to load model '%s' version %s: %s", m->name, vn, why);
+        ei__fmt(ctl->msg, sizeof ctl->msg, "failed to load model '%s' version %s: %s", m->name, vn, why);
       }
       continue; /* select again without it */
     }
@@ -417,8 +404,8 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
     ei__version *prev = m->current;
     m->current = nn ? nl[nn - 1] : NULL;
     if (m->current) m->reason[0] = 0;
-    else if (!m->enabled) fmt(m->reason, sizeof m->reason, "unloaded");
-    else if (!m->reason[0] || prev) fmt(m->reason, sizeof m->reason, "%s", m->load_error[0] ? m->load_error : "no version folder");
+    else if (!m->enabled) ei__fmt(m->reason, sizeof m->reason, "unloaded");
+    else if (!m->reason[0] || prev) ei__fmt(m->reason, sizeof m->reason, "%s", m->load_error[0] ? m->load_error : "no version folder");
     pthread_mutex_unlock(&m->vmu);
     if (prev != m->current)
       ei__log_msg("model '%s': current version %s (was %s)", m->name, m->current ? m->current->name : "none",
@@ -427,7 +414,7 @@ static int reconcile(ei__server *s, ei__loader *L, ei__model *m, ei__ctl *ctl) {
   pthread_mutex_lock(&m->vmu);
   if (m->current && !m->cfg_bad) ei__repo_clear_failed(m, ""); /* "no version folder" and the like are over */
   if (!m->current && m->enabled) {
-    if (!m->reason[0]) fmt(m->reason, sizeof m->reason, "no version folder (%s/<version>/model.onnx)", m->name);
+    if (!m->reason[0]) ei__fmt(m->reason, sizeof m->reason, "no version folder (%s/<version>/model.onnx)", m->name);
     int listed = 0;
     for (int i = 0; i < m->nfailed; i++) listed |= !m->failed[i].version[0];
     if (!listed && !nv) ei__repo_set_failed(m, "", m->reason);
@@ -476,11 +463,11 @@ static void do_ctl(ei__server *s, ei__loader *L, ei__ctl *c) {
     pthread_mutex_lock(&m->vmu);
     if (!m->current && c->code == EI_SRV_OK) {
       c->code = EI_SRV_INVALID;
-      fmt(c->msg, sizeof c->msg, "failed to load model '%s': %s", m->name,
+      ei__fmt(c->msg, sizeof c->msg, "failed to load model '%s': %s", m->name,
                m->load_error[0] ? m->load_error : "no version folder (<model>/<version>/model.onnx)");
     }
     if (!m->current) {
-      if (!m->reason[0]) fmt(m->reason, sizeof m->reason, "%s", c->msg);
+      if (!m->reason[0]) ei__fmt(m->reason, sizeof m->reason, "%s", c->msg);
     } else if (c->code != EI_SRV_OK) {
       c->code = EI_SRV_OK; /* an older version loaded: Triton answers success when the model is ready */
       c->msg[0] = 0;
@@ -492,7 +479,7 @@ static void do_ctl(ei__server *s, ei__loader *L, ei__ctl *c) {
     pthread_mutex_lock(&m->vmu);
     m->nfailed = 0; /* unloaded: the versions' failures go with it */
     ei__repo_set_failed(m, "", "unloaded");
-    fmt(m->reason, sizeof m->reason, "unloaded");
+    ei__fmt(m->reason, sizeof m->reason, "unloaded");
     pthread_mutex_unlock(&m->vmu);
     c->code = EI_SRV_OK;
   }
@@ -503,22 +490,22 @@ ei__srv_code ei__srv_model_control(ei__server *s, const char *name, int load, ei
                                    char *err, size_t errlen) {
   ei__model *m = ei__repo_find(s, name);
   if (!m) {
-    fmt(err, errlen, "model '%s' is not in the repository", name ? name : "");
+    ei__fmt(err, errlen, "model '%s' is not in the repository", name ? name : "");
     return EI_SRV_NOT_FOUND;
   }
   if (s->opt.model_control != EI_SRV_CONTROL_EXPLICIT || !s->loader) {
-    fmt(err, errlen, "cannot %s model '%s': model load/unload requests need --model-control explicit (the "
+    ei__fmt(err, errlen, "cannot %s model '%s': model load/unload requests need --model-control explicit (the "
              "server runs with --model-control %s)", load ? "load" : "unload", name,
              s->opt.model_control == EI_SRV_CONTROL_POLL ? "poll: copy or rename version folders instead" : "none");
     return EI_SRV_UNIMPLEMENTED;
   }
   if (atomic_load(&s->draining)) {
-    fmt(err, errlen, "the server is shutting down");
+    ei__fmt(err, errlen, "the server is shutting down");
     return EI_SRV_UNAVAILABLE;
   }
   ei__ctl *c = calloc(1, sizeof *c);
   if (!c) {
-    fmt(err, errlen, "out of memory");
+    ei__fmt(err, errlen, "out of memory");
     return EI_SRV_INTERNAL;
   }
   c->m = m;
@@ -628,7 +615,7 @@ static void *loader_main(void *arg) {
     struct pollfd pf[2] = {{L->efd, POLLIN, 0}, {L->ifd, POLLIN, 0}};
     int np = L->ifd >= 0 ? 2 : 1;
     int rc = poll(pf, (nfds_t)np, timeout);
-    if (rc < 0 && errno != EINTR) sleep_ms(100);
+    if (rc < 0 && errno != EINTR) ei__sleep_ms(100);
     if (rc > 0 && (pf[0].revents & POLLIN)) {
       uint64_t v;
       if (read(L->efd, &v, sizeof v) < 0) {
@@ -647,7 +634,7 @@ static void *loader_main(void *arg) {
       while (q) { /* refused: the server is stopping */
         ei__ctl *next = q->next;
         q->code = EI_SRV_UNAVAILABLE;
-        fmt(q->msg, sizeof q->msg, "the server is shutting down");
+        ei__fmt(q->msg, sizeof q->msg, "the server is shutting down");
         ctl_finish(s, q);
         q = next;
       }
@@ -683,14 +670,14 @@ ei_status ei__loader_start(ei__server *s, char *err, size_t errlen) {
   if (s->opt.model_control == EI_SRV_CONTROL_NONE) return EI_OK;
   ei__loader *L = calloc(1, sizeof *L);
   if (!L) {
-    fmt(err, errlen, "out of memory");
+    ei__fmt(err, errlen, "out of memory");
     return EI_E_NOMEM;
   }
   pthread_mutex_init(&L->mu, NULL);
   L->ifd = -1;
   L->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (L->efd < 0) {
-    fmt(err, errlen, "eventfd: %s", strerror(errno));
+    ei__fmt(err, errlen, "eventfd: %s", strerror(errno));
     goto err;
   }
   s->loader = L;
@@ -718,7 +705,7 @@ ei_status ei__loader_start(ei__server *s, char *err, size_t errlen) {
       for (int k = 0; k < m->ntracks; k++) {
         ei__vtrack *t = &m->tracks[k];
         char vn[32];
-        fmt(vn, sizeof vn, "%lld", (long long)t->number);
+        ei__fmt(vn, sizeof vn, "%lld", (long long)t->number);
         t->since_ns = 0;
         for (int f = 0; f < m->nfailed; f++)
           if (!strcmp(m->failed[f].version, vn)) t->failed = 1, t->failed_sig = t->sig;
@@ -728,7 +715,7 @@ ei_status ei__loader_start(ei__server *s, char *err, size_t errlen) {
   }
   int rc = pthread_create(&L->th, NULL, loader_main, s);
   if (rc) {
-    fmt(err, errlen, "cannot start the loader thread: %s", strerror(rc));
+    ei__fmt(err, errlen, "cannot start the loader thread: %s", strerror(rc));
     s->loader = NULL;
     goto err;
   }

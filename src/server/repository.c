@@ -22,14 +22,7 @@
 
 #include "conn.h"
 #include "core_impl.h"
-
-static void fmt(char *dst, size_t n, const char *f, ...) __attribute__((format(printf, 3, 4)));
-static void fmt(char *dst, size_t n, const char *f, ...) {
-  va_list ap;
-  va_start(ap, f);
-  vsnprintf(dst, n, f, ap);
-  va_end(ap);
-}
+#include "strbuf.h"
 
 static void shape_str(const int64_t *dims, int rank, char *out, size_t n) {
   size_t k = 0;
@@ -158,17 +151,17 @@ static void classify_setup(ei__version *v, const ei__model_config *c) {
   v->pre = c->pre;
   v->nhwc = c->layout_nhwc;
   if (v->ninputs != 1 || v->noutputs < 1) {
-    fmt(v->classify_why, sizeof v->classify_why, "it has %d inputs and %d outputs (classify needs 1 input)",
+    ei__fmt(v->classify_why, sizeof v->classify_why, "it has %d inputs and %d outputs (classify needs 1 input)",
         v->ninputs, v->noutputs);
     return;
   }
   const ei__ks_tensor *in = &v->inputs[0];
   if (in->dtype != EI_KS_FP32 || in->rank != 4) {
-    fmt(v->classify_why, sizeof v->classify_why, "its input '%s' is not a rank-4 FP32 image tensor", in->name);
+    ei__fmt(v->classify_why, sizeof v->classify_why, "its input '%s' is not a rank-4 FP32 image tensor", in->name);
     return;
   }
   if (v->outputs[0].dtype != EI_KS_FP32) {
-    fmt(v->classify_why, sizeof v->classify_why, "its first output '%s' is not FP32", v->outputs[0].name);
+    ei__fmt(v->classify_why, sizeof v->classify_why, "its first output '%s' is not FP32", v->outputs[0].name);
     return;
   }
   int64_t ch = v->nhwc ? in->shape[3] : in->shape[1], h = v->nhwc ? in->shape[1] : in->shape[2],
@@ -185,7 +178,7 @@ static void classify_setup(ei__version *v, const ei__model_config *c) {
 static int check_cfg_tensor(const ei__cfg_tensor *ct, const char *kind, ei__ks_tensor *t, int batching, char *why,
                             size_t whylen) {
   if (ct->dtype != EI_KS_INVALID && ct->dtype != t->dtype) {
-    fmt(why, whylen, "config.json %s '%s' is TYPE_%s but the model's is %s", kind, ct->name,
+    ei__fmt(why, whylen, "config.json %s '%s' is TYPE_%s but the model's is %s", kind, ct->name,
         ct->dtype == EI_KS_BYTES ? "STRING" : ei__ks_dtype_name(ct->dtype), ei__ks_dtype_name(t->dtype));
     return -1;
   }
@@ -204,7 +197,7 @@ static int check_cfg_tensor(const ei__cfg_tensor *ct, const char *kind, ei__ks_t
 mismatch:
   shape_str(ct->dims, ct->rank, a, sizeof a);
   shape_str(t->shape + off, t->rank - off, b, sizeof b);
-  fmt(why, whylen, "config.json %s '%s' has dims %s but the model's are %s%s", kind, ct->name, a, b,
+  ei__fmt(why, whylen, "config.json %s '%s' has dims %s but the model's are %s%s", kind, ct->name, a, b,
       batching ? " (without the batch dimension, as max_batch_size > 0)" : "");
   return -1;
 }
@@ -269,13 +262,13 @@ static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char
   char path[4400];
   *model = NULL;
   *model_len = 0;
-  fmt(path, sizeof path, "%s/SHA256SUMS", dir);
+  ei__fmt(path, sizeof path, "%s/SHA256SUMS", dir);
   uint8_t *sums = NULL;
   size_t slen = 0;
   struct stat st;
   if (stat(path, &st) != 0) return 0;
   if (st.st_size > (1 << 20) || read_file(path, &sums, &slen)) {
-    fmt(why, whylen, "cannot read SHA256SUMS: %s", st.st_size > (1 << 20) ? "over 1 MiB" : strerror(errno));
+    ei__fmt(why, whylen, "cannot read SHA256SUMS: %s", st.st_size > (1 << 20) ? "over 1 MiB" : strerror(errno));
     return -1;
   }
   enum { MAXF = 256 };
@@ -284,7 +277,7 @@ static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char
   uint8_t *buf = NULL;
   DIR *d = NULL;
   if (!list) {
-    fmt(why, whylen, "out of memory");
+    ei__fmt(why, whylen, "out of memory");
     goto out;
   }
   /* lines: 64 hex digits, a space, ' ' or '*', the file name */
@@ -299,7 +292,7 @@ static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char
       for (int k = 0; ok && k < 64; k++) ok = isxdigit((unsigned char)l[k]);
       if (ok) ok = !memchr(l + 66, '/', n - 66);
       if (!ok) {
-        fmt(why, whylen, "SHA256SUMS line %zu is not '<sha256 hex>  <file name>' (sha256sum format, no paths)", line);
+        ei__fmt(why, whylen, "SHA256SUMS line %zu is not '<sha256 hex>  <file name>' (sha256sum format, no paths)", line);
         goto out;
       }
       for (int k = 0; k < 64; k++) list[nl].hex[k] = (char)tolower((unsigned char)l[k]);
@@ -309,28 +302,28 @@ static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char
     i = j + 1;
   }
   if (!(d = opendir(dir))) {
-    fmt(why, whylen, "cannot open %s: %s", dir, strerror(errno));
+    ei__fmt(why, whylen, "cannot open %s: %s", dir, strerror(errno));
     goto out;
   }
   struct dirent *e;
   while ((e = readdir(d))) {
-    fmt(path, sizeof path, "%s/%s", dir, e->d_name);
+    ei__fmt(path, sizeof path, "%s/%s", dir, e->d_name);
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || !strcmp(e->d_name, "SHA256SUMS")) continue;
     int k = 0;
     while (k < nl && strcmp(list[k].name, e->d_name)) k++;
     if (k == nl) {
-      fmt(why, whylen, "checksum: %.200s is not listed in SHA256SUMS", e->d_name);
+      ei__fmt(why, whylen, "checksum: %.200s is not listed in SHA256SUMS", e->d_name);
       goto out;
     }
     size_t len;
     if (read_file(path, &buf, &len)) {
-      fmt(why, whylen, "checksum: cannot read %.200s: %s", e->d_name, strerror(errno));
+      ei__fmt(why, whylen, "checksum: cannot read %.200s: %s", e->d_name, strerror(errno));
       goto out;
     }
     char hex[65];
     sha256_hex(buf, len, hex);
     if (strcmp(hex, list[k].hex)) {
-      fmt(why, whylen, "checksum mismatch: %.200s has SHA-256 %.16s..., SHA256SUMS says %.16s...", e->d_name, hex,
+      ei__fmt(why, whylen, "checksum mismatch: %.200s has SHA-256 %.16s..., SHA256SUMS says %.16s...", e->d_name, hex,
           list[k].hex);
       goto out;
     }
@@ -345,7 +338,7 @@ static int verify_sums(const char *dir, uint8_t **model, size_t *model_len, char
   }
   for (int k = 0; k < nl; k++)
     if (!list[k].seen) {
-      fmt(why, whylen, "checksum: %.200s is listed in SHA256SUMS but is not a regular file of the folder",
+      ei__fmt(why, whylen, "checksum: %.200s is listed in SHA256SUMS but is not a regular file of the folder",
           list[k].name);
       goto out;
     }
@@ -373,19 +366,19 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   ei_session *warm = NULL;
   uint64_t t_load = ei__srv_now_ns();
   if (!v) {
-    fmt(why, whylen, "out of memory");
+    ei__fmt(why, whylen, "out of memory");
     return NULL;
   }
   atomic_init(&v->refs, 1);
   atomic_init(&v->in_retiring, 0);
   v->model = mo;
   v->number = number;
-  fmt(v->name, sizeof v->name, "%lld", (long long)number);
+  ei__fmt(v->name, sizeof v->name, "%lld", (long long)number);
   pthread_mutex_init(&v->st_mu, NULL);
   ei__stats_init(v);
 
   v->top_k = c->top_k;
-  fmt(path, sizeof path, "%s/%s", mo->dir, v->name);
+  ei__fmt(path, sizeof path, "%s/%s", mo->dir, v->name);
   if (verify_sums(path, &bytes, &nbytes, why, whylen)) goto err;
   ei_model_options mopt;
   ei_model_options_init(&mopt);
@@ -395,17 +388,17 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
     free(bytes);
     bytes = NULL;
   } else {
-    fmt(path, sizeof path, "%s/%s/model.onnx", mo->dir, v->name);
+    ei__fmt(path, sizeof path, "%s/%s/model.onnx", mo->dir, v->name);
     st = ei_model_load(path, &mopt, &v->m, err, sizeof err);
   }
   if (st) {
-    fmt(why, whylen, "%s/model.onnx: %s (%s)", v->name, err, ei_strerror(st));
+    ei__fmt(why, whylen, "%s/model.onnx: %s (%s)", v->name, err, ei_strerror(st));
     goto err;
   }
   v->ninputs = ei_model_input_count(v->m);
   v->noutputs = ei_model_output_count(v->m);
   if (v->ninputs > EI__MAX_IO || v->noutputs > EI__MAX_IO) {
-    fmt(why, whylen, "the model has %d inputs and %d outputs; the server takes at most %d of each", v->ninputs,
+    ei__fmt(why, whylen, "the model has %d inputs and %d outputs; the server takes at most %d of each", v->ninputs,
         v->noutputs, EI__MAX_IO);
     goto err;
   }
@@ -417,12 +410,12 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
       (k ? ei_model_output_info : ei_model_input_info)(v->m, i, &vi);
       ei__ks_tensor *t = k ? &v->outputs[i] : &v->inputs[i];
       char *nm = k ? v->out_names[i] : v->in_names[i];
-      fmt(nm, 128, "%s", vi.name);
+      ei__fmt(nm, 128, "%s", vi.name);
       t->name = nm;
       t->dtype = ei__ks_from_engine(vi.dtype);
       (k ? v->out_dtype : v->in_dtype)[i] = vi.dtype;
       if (t->dtype == EI_KS_INVALID || t->dtype == EI_KS_BYTES) {
-        fmt(why, whylen, "%s '%s' has type %s, which the server cannot carry", k ? "output" : "input", vi.name,
+        ei__fmt(why, whylen, "%s '%s' has type %s, which the server cannot carry", k ? "output" : "input", vi.name,
             ei_dtype_name(vi.dtype));
         goto err;
       }
@@ -442,7 +435,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         if (t->rank < 1 || t->shape[0] >= 0) {
           char sh[128];
           shape_str(t->shape, t->rank, sh, sizeof sh);
-          fmt(why, whylen,
+          ei__fmt(why, whylen,
               "max_batch_size %d requires a symbolic first dimension, but %s '%s' has shape %s (set max_batch_size "
               "to 0)", v->max_batch, k ? "output" : "input", t->name, sh);
           goto err;
@@ -465,7 +458,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         for (int j = 0; j < mn && off < sizeof names; j++)
           off += (size_t)snprintf(names + off, sizeof names - off, "%s'%s'", j ? ", " : "",
                                   (k ? v->outputs : v->inputs)[j].name);
-        fmt(why, whylen, "config.json %s '%s' is not an %s of the model (it has %s)", k ? "output" : "input",
+        ei__fmt(why, whylen, "config.json %s '%s' is not an %s of the model (it has %s)", k ? "output" : "input",
             ct->name, k ? "output" : "input", names);
         goto err;
       }
@@ -497,9 +490,9 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   for (int i = 0; !lf && i < c->noutputs; i++)
     if (c->outputs[i].label_filename[0]) lf = c->outputs[i].label_filename;
   if (lf) {
-    fmt(path, sizeof path, "%s/%s", mo->dir, lf);
+    ei__fmt(path, sizeof path, "%s/%s", mo->dir, lf);
     if (read_labels(path, &v->labels, &v->nlabels)) {
-      fmt(why, whylen, "cannot read the labels file %s: %s", lf, strerror(errno ? errno : ENOMEM));
+      ei__fmt(why, whylen, "cannot read the labels file %s: %s", lf, strerror(errno ? errno : ENOMEM));
       goto err;
     }
   }
@@ -523,7 +516,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
       if (niced) setpriority(PRIO_PROCESS, tid, 10);
       if (idle) sched_setscheduler(0, SCHED_IDLE, &sp);
       if (st) {
-        fmt(why, whylen, "thread pool of %d threads: %s", nt, err);
+        ei__fmt(why, whylen, "thread pool of %d threads: %s", nt, err);
         goto err;
       }
     }
@@ -534,7 +527,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   if (loader) {
     st = ei_session_create(v->m, NULL, &warm, err, sizeof err);
     if (st) {
-      fmt(why, whylen, "session: %s", err);
+      ei__fmt(why, whylen, "session: %s", err);
       goto err;
     }
   }
@@ -544,7 +537,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
   if (v->max_batch == 0 && v->rows_static) {
     for (int i = 0; i < v->ninputs; i++) zero_bytes = v->row_bytes[i] > zero_bytes ? v->row_bytes[i] : zero_bytes;
     if (!(zero = calloc(1, zero_bytes + 64))) {
-      fmt(why, whylen, "out of memory for the warm-up input");
+      ei__fmt(why, whylen, "out of memory for the warm-up input");
       goto err;
     }
   }
@@ -553,7 +546,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
     size_t arena = 0; /* this instance's largest planned arena (GET /metrics) */
     st = ei_session_create(v->m, pool, &in->session, err, sizeof err);
     if (st) {
-      fmt(why, whylen, "session: %s", err);
+      ei__fmt(why, whylen, "session: %s", err);
       goto err;
     }
     if (v->max_batch > 0 && v->rows_static)
@@ -561,7 +554,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         size_t bytes = v->row_bytes[i] * (size_t)v->max_batch;
         size_t al = (bytes + 63) / 64 * 64;
         if (!(in->staging[i] = aligned_alloc(64, al ? al : 64))) {
-          fmt(why, whylen, "out of memory for the batching buffers (%zu bytes)", bytes);
+          ei__fmt(why, whylen, "out of memory for the batching buffers (%zu bytes)", bytes);
           goto err;
         }
         memset(in->staging[i], 0, al ? al : 64);
@@ -601,8 +594,8 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         st = ei_session_run(in->session, v->ninputs, ins, v->noutputs, in->outs, err, sizeof err);
       }
       if (st) {
-        if (v->max_batch > 0) fmt(why, whylen, "warm-up run at batch %d: %s (%s)", v->planned[p], err, ei_strerror(st));
-        else fmt(why, whylen, "warm-up run: %s (%s)", err, ei_strerror(st));
+        if (v->max_batch > 0) ei__fmt(why, whylen, "warm-up run at batch %d: %s (%s)", v->planned[p], err, ei_strerror(st));
+        else ei__fmt(why, whylen, "warm-up run: %s (%s)", err, ei_strerror(st));
         goto err;
       }
       for (int o = 0; o < v->noutputs; o++) {
@@ -610,7 +603,7 @@ ei__version *ei__version_load(ei__server *s, ei__model *mo, const ei__model_conf
         if (v->max_batch > 0 && (t->rank < 1 || t->dims[0] != v->planned[p])) {
           char sh[128];
           shape_str(t->dims, t->rank, sh, sizeof sh);
-          fmt(why, whylen,
+          ei__fmt(why, whylen,
               "output '%s' has shape %s for a batch of %d: it does not follow the batch dimension (set "
               "max_batch_size to 0)", v->outputs[o].name, sh, v->planned[p]);
           goto err;
@@ -679,8 +672,8 @@ void ei__repo_set_failed(ei__model *m, const char *version, const char *reason) 
   memmove(&m->failed[at + 1], &m->failed[at], sizeof m->failed[0] * (size_t)(m->nfailed - at));
   m->nfailed++;
   ei__failed *f = &m->failed[at];
-  fmt(f->version, sizeof f->version, "%s", version);
-  fmt(f->reason, sizeof f->reason, "%s", reason);
+  ei__fmt(f->version, sizeof f->version, "%s", version);
+  ei__fmt(f->reason, sizeof f->reason, "%s", reason);
 }
 
 static void add_failed(ei__model *m, const char *version, const char *reason) { ei__repo_set_failed(m, version, reason); }
@@ -712,19 +705,19 @@ static int explicit_wanted(ei__server *s, const char *name) {
 static void model_load(ei__server *s, ei__model *m) {
   char err[512], cpath[4200];
   struct stat cst;
-  fmt(cpath, sizeof cpath, "%s/config.json", m->dir);
+  ei__fmt(cpath, sizeof cpath, "%s/config.json", m->dir);
   m->enabled = s->opt.model_control != EI_SRV_CONTROL_EXPLICIT || explicit_wanted(s, m->name);
   if (stat(cpath, &cst) == 0)
     m->cfg_sig = (uint64_t)cst.st_mtim.tv_sec * 1000000007ull + (uint64_t)cst.st_mtim.tv_nsec * 31u + (uint64_t)cst.st_size + 1;
   if (ei__config_load(cpath, m->name, &m->cfg, err, sizeof err)) {
-    fmt(m->reason, sizeof m->reason, "%s", err);
+    ei__fmt(m->reason, sizeof m->reason, "%s", err);
     add_failed(m, "", err);
     m->cfg_bad = 1;
     return;
   }
   m->max_queue = m->cfg.max_queue > 0 ? m->cfg.max_queue : s->opt.max_queue;
   if (!m->enabled) {
-    fmt(m->reason, sizeof m->reason, "not loaded (explicit model control: load it with POST "
+    ei__fmt(m->reason, sizeof m->reason, "not loaded (explicit model control: load it with POST "
         "/v2/repository/models/%.64s/load)", m->name);
     add_failed(m, "", m->reason);
     return;
@@ -734,7 +727,7 @@ static void model_load(ei__server *s, ei__model *m) {
   int nv = 0;
   DIR *d = opendir(m->dir);
   if (!d) {
-    fmt(m->reason, sizeof m->reason, "cannot open %s: %s", m->dir, strerror(errno));
+    ei__fmt(m->reason, sizeof m->reason, "cannot open %s: %s", m->dir, strerror(errno));
     add_failed(m, "", m->reason);
     return;
   }
@@ -742,7 +735,7 @@ static void model_load(ei__server *s, ei__model *m) {
   while ((e = readdir(d))) {
     char p[4400];
     if (!all_digits(e->d_name)) continue;
-    fmt(p, sizeof p, "%s/%s", m->dir, e->d_name);
+    ei__fmt(p, sizeof p, "%s/%s", m->dir, e->d_name);
     if (!is_dir(p) || nv == 1024) continue;
     char *end;
     vs[nv++] = strtoll(e->d_name, &end, 10);
@@ -762,26 +755,26 @@ static void model_load(ei__server *s, ei__model *m) {
       for (int i = 0; i < nsel; i++) have |= sel[i] == m->cfg.vp_specific[k];
       if (!have) {
         char vn[32];
-        fmt(vn, sizeof vn, "%lld", (long long)m->cfg.vp_specific[k]);
-        fmt(err, sizeof err, "version_policy lists version %s but %s/%s does not exist", vn, m->name, vn);
+        ei__fmt(vn, sizeof vn, "%lld", (long long)m->cfg.vp_specific[k]);
+        ei__fmt(err, sizeof err, "version_policy lists version %s but %s/%s does not exist", vn, m->name, vn);
         add_failed(m, vn, err);
       }
     }
   }
   if (!nv) {
-    fmt(m->reason, sizeof m->reason, "no version folder (%s/<version>/model.onnx, <version> all digits)", m->name);
+    ei__fmt(m->reason, sizeof m->reason, "no version folder (%s/<version>/model.onnx, <version> all digits)", m->name);
     add_failed(m, "", m->reason);
     return;
   }
   for (int i = 0; i < nsel; i++) {
     char why[256] = "";
     char vn[32];
-    fmt(vn, sizeof vn, "%lld", (long long)sel[i]);
+    ei__fmt(vn, sizeof vn, "%lld", (long long)sel[i]);
     m->load_attempts++;
     ei__version *v = ei__version_load(s, m, &m->cfg, sel[i], 0, why, sizeof why);
     if (!v) {
       m->load_failures++;
-      fmt(m->load_error, sizeof m->load_error, "version %s: %s", vn, why);
+      ei__fmt(m->load_error, sizeof m->load_error, "version %s: %s", vn, why);
       add_failed(m, vn, why);
       ei__log_msg("model '%s' version %s failed to load: %s", m->name, vn, why);
       continue;
@@ -789,18 +782,18 @@ static void model_load(ei__server *s, ei__model *m) {
     m->versions[m->nversions++] = v;
   }
   m->current = m->nversions ? m->versions[m->nversions - 1] : NULL;
-  if (!m->current && !m->reason[0]) fmt(m->reason, sizeof m->reason, "%s", m->nfailed ? m->failed[0].reason : "no version");
+  if (!m->current && !m->reason[0]) ei__fmt(m->reason, sizeof m->reason, "%s", m->nfailed ? m->failed[0].reason : "no version");
 }
 
 ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
   const char *dir = s->opt.repo_dir;
   if (!dir || !*dir) {
-    fmt(err, errlen, "no model repository given");
+    ei__fmt(err, errlen, "no model repository given");
     return EI_E_INVALID_ARGUMENT;
   }
   DIR *d = opendir(dir);
   if (!d) {
-    fmt(err, errlen, "cannot open the model repository %s: %s", dir, strerror(errno));
+    ei__fmt(err, errlen, "cannot open the model repository %s: %s", dir, strerror(errno));
     return EI_E_IO;
   }
   struct dirent *e;
@@ -809,7 +802,7 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
   while ((e = readdir(d))) {
     char p[4200];
     if (e->d_name[0] == '.') continue;
-    fmt(p, sizeof p, "%s/%s", dir, e->d_name);
+    ei__fmt(p, sizeof p, "%s/%s", dir, e->d_name);
     if (!is_dir(p)) continue;
     if (strlen(e->d_name) >= sizeof(((ei__model *)0)->name) || strlen(p) >= sizeof(((ei__model *)0)->dir)) continue;
     if (s->nmodels == cap) {
@@ -817,7 +810,7 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
       ei__model **nm = realloc(s->models, sizeof(*nm) * (size_t)cap);
       if (!nm) {
         st = EI_E_NOMEM;
-        fmt(err, errlen, "out of memory");
+        ei__fmt(err, errlen, "out of memory");
         break;
       }
       s->models = nm;
@@ -825,12 +818,12 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
     ei__model *m = calloc(1, sizeof *m);
     if (!m) {
       st = EI_E_NOMEM;
-      fmt(err, errlen, "out of memory");
+      ei__fmt(err, errlen, "out of memory");
       break;
     }
     m->srv = s;
-    fmt(m->name, sizeof m->name, "%s", e->d_name);
-    fmt(m->dir, sizeof m->dir, "%s", p);
+    ei__fmt(m->name, sizeof m->name, "%s", e->d_name);
+    ei__fmt(m->dir, sizeof m->dir, "%s", p);
     pthread_mutex_init(&m->vmu, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
@@ -843,7 +836,7 @@ ei_status ei__repo_load(ei__server *s, char *err, size_t errlen) {
   qsort(s->models, (size_t)s->nmodels, sizeof s->models[0], cmp_model);
   for (int i = 0; i < s->opt.nload_models; i++)
     if (!ei__repo_find(s, s->opt.load_models[i])) {
-      fmt(err, errlen, "--load-model %s: no such model folder in %s", s->opt.load_models[i], dir);
+      ei__fmt(err, errlen, "--load-model %s: no such model folder in %s", s->opt.load_models[i], dir);
       return EI_E_INVALID_ARGUMENT;
     }
   for (int i = 0; i < s->nmodels; i++) {
@@ -893,7 +886,7 @@ ei__srv_code ei__repo_pin(ei__server *s, const char *name, const char *version, 
   *out = NULL;
   ei__model *m = ei__repo_find(s, name);
   if (!m) {
-    fmt(err, errlen, "unknown model '%s'", name ? name : "");
+    ei__fmt(err, errlen, "unknown model '%s'", name ? name : "");
     return EI_SRV_NOT_FOUND;
   }
   ei__srv_code code = EI_SRV_OK;
@@ -903,11 +896,11 @@ ei__srv_code ei__repo_pin(ei__server *s, const char *name, const char *version, 
       ei__version_ref(m->current);
       *out = m->current;
     } else {
-      fmt(err, errlen, "model '%s' is not available: %s", m->name, m->reason);
+      ei__fmt(err, errlen, "model '%s' is not available: %s", m->name, m->reason);
       code = EI_SRV_UNAVAILABLE;
     }
   } else if (!all_digits(version)) {
-    fmt(err, errlen, "model '%s' has no version '%.32s' (versions are numbers)", m->name, version);
+    ei__fmt(err, errlen, "model '%s' has no version '%.32s' (versions are numbers)", m->name, version);
     code = EI_SRV_NOT_FOUND;
   } else {
     int64_t num = strtoll(version, NULL, 10);
@@ -918,11 +911,11 @@ ei__srv_code ei__repo_pin(ei__server *s, const char *name, const char *version, 
       }
     if (!*out) {
       code = EI_SRV_NOT_FOUND;
-      fmt(err, errlen, "model '%s' has no loaded version %lld%s", m->name, (long long)num,
+      ei__fmt(err, errlen, "model '%s' has no loaded version %lld%s", m->name, (long long)num,
           m->loading[0] && strtoll(m->loading, NULL, 10) == num ? " (it is loading)" : "");
       for (int i = 0; i < m->nfailed; i++)
         if (m->failed[i].version[0] && strtoll(m->failed[i].version, NULL, 10) == num) {
-          fmt(err, errlen, "version %lld of model '%s' is not loaded: %s", (long long)num, m->name,
+          ei__fmt(err, errlen, "version %lld of model '%s' is not loaded: %s", (long long)num, m->name,
               m->failed[i].reason);
         }
     }
@@ -947,13 +940,13 @@ ei__srv_code ei__srv_model_meta(ei__server *s, const char *name, const char *ver
     char *str = (char *)(block + (n ? n : 1));
     for (int i = 0; i < n; i++) {
       block[i] = str + 32 * i;
-      fmt(block[i], 32, "%s", m->versions[i]->name);
+      ei__fmt(block[i], 32, "%s", m->versions[i]->name);
     }
   }
   pthread_mutex_unlock(&m->vmu);
   if (!block) {
     ei__version_unref(v);
-    fmt(err, errlen, "out of memory");
+    ei__fmt(err, errlen, "out of memory");
     return EI_SRV_INTERNAL;
   }
   out->name = m->name;
@@ -981,7 +974,7 @@ ei__srv_code ei__srv_model_ready(ei__server *s, const char *name, const char *ve
   if (code) return code;
   ei__version_unref(v);
   if (atomic_load(&s->draining)) {
-    fmt(err, errlen, "the server is shutting down");
+    ei__fmt(err, errlen, "the server is shutting down");
     return EI_SRV_UNAVAILABLE;
   }
   return EI_SRV_OK;
@@ -992,10 +985,10 @@ static void index_put(ei__srv_index_entry *out, int cap, int n, const char *name
   if (n >= cap) return;
   ei__srv_index_entry *e = &out[n];
   memset(e, 0, sizeof *e);
-  fmt(e->name, sizeof e->name, "%s", name);
-  fmt(e->version, sizeof e->version, "%s", version);
-  fmt(e->state, sizeof e->state, "%s", state);
-  fmt(e->reason, sizeof e->reason, "%s", reason);
+  ei__fmt(e->name, sizeof e->name, "%s", name);
+  ei__fmt(e->version, sizeof e->version, "%s", version);
+  ei__fmt(e->state, sizeof e->state, "%s", state);
+  ei__fmt(e->reason, sizeof e->reason, "%s", reason);
 }
 
 int ei__srv_index(ei__server *s, int ready_only, ei__srv_index_entry *out, int cap) {
@@ -1021,7 +1014,7 @@ int ei__srv_index(ei__server *s, int ready_only, ei__srv_index_entry *out, int c
       for (int k = b; k < m->nfailed; k++)
         if (strtoll(m->failed[k].version, NULL, 10) == num) reason = m->failed[k].reason;
       char vn[32];
-      fmt(vn, sizeof vn, "%lld", (long long)num);
+      ei__fmt(vn, sizeof vn, "%lld", (long long)num);
       if (na == num) index_put(out, cap, n++, m->name, vn, "READY", reason);
       else if (nl == num && !ready_only) index_put(out, cap, n++, m->name, vn, "LOADING", "");
       else if (nb == num && !ready_only) index_put(out, cap, n++, m->name, vn, "UNAVAILABLE", reason);

@@ -1,4 +1,4 @@
-/* src/server/strbuf.c: the growable string of strbuf.h. */
+/* src/server/strbuf.c: the growable string and the truncating formatted write of strbuf.h. */
 #include "strbuf.h"
 
 #include <stdarg.h>
@@ -52,4 +52,11 @@ void ei__sb_printf(ei__sb *b, const char *fmt, ...) {
   vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
   va_end(ap);
   b->n += (size_t)n;
+}
+
+void ei__fmt(char *dst, size_t n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(dst, n, fmt, ap);
+  va_end(ap);
 }
