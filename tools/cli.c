@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "server/config.h"
 
 const char *cli_common_help =
     "  --input [NAME=]FILE   input from a .npy, a TensorProto .pb or a photo (.jpg/.png); random if none\n"
@@ -38,19 +39,19 @@ int cli_die(const char *fmt, ...) {
   return 1;
 }
 
-static int parse_size(const char *s, size_t *out) {
+int cli_parse_size(const char *s, size_t *out) {
   char *e;
   errno = 0;
   double v = strtod(s, &e);
   if (e == s || errno || v < 0) return 0;
   switch (toupper((unsigned char)*e)) {
     case 'K': v *= 1024; e++; break;
-    case 'M': v *= 1024 * 1024; e++; break;
+    case 'M': v *= 1024.0 * 1024; e++; break;
     case 'G': v *= 1024.0 * 1024 * 1024; e++; break;
     default: break;
   }
   if (*e == 'B' || *e == 'b') e++;
-  if (*e) return 0;
+  if (*e || v > 1e15) return 0;
   *out = (size_t)v;
   return 1;
 }
@@ -59,11 +60,18 @@ static int parse_floats3(const char *s, float *v) {
   return sscanf(s, "%f,%f,%f", &v[0], &v[1], &v[2]) == 3;
 }
 
-static int parse_int(const char *s, int lo, int hi, int *out) {
+int cli_parse_long(const char *s, long lo, long hi, long *out) {
   char *e;
   errno = 0;
   long v = strtol(s, &e, 10);
   if (e == s || *e || errno || v < lo || v > hi) return 0;
+  *out = v;
+  return 1;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+  long v;
+  if (!cli_parse_long(s, lo, hi, &v)) return 0;
   *out = (int)v;
   return 1;
 }
@@ -101,7 +109,7 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i) {
   } else if (!strcmp(o, "--cpus")) {
     c->cpus = v;
   } else if (!strcmp(o, "--max-arena")) {
-    ok = parse_size(v, &c->max_arena);
+    ok = cli_parse_size(v, &c->max_arena);
   } else if (!strcmp(o, "--resize")) {
     ok = parse_int(v, 0, 1 << 16, &c->pre.resize);
     c->pre_set_channels |= 2;
@@ -152,34 +160,11 @@ ei_status cli_load_model(const char *path, const cli_common *c, ei_model **m, do
   return s;
 }
 
-static int parse_cpu_list(const char *s, int *cpus, int cap) {
-  int n = 0;
-  while (*s) {
-    char *e;
-    long a = strtol(s, &e, 10), b;
-    if (e == s || a < 0) return -1;
-    b = a;
-    s = e;
-    if (*s == '-') {
-      b = strtol(s + 1, &e, 10);
-      if (e == s + 1 || b < a) return -1;
-      s = e;
-    }
-    for (long k = a; k <= b; k++) {
-      if (n == cap) return -1;
-      cpus[n++] = (int)k;
-    }
-    if (*s == ',') s++;
-    else if (*s) return -1;
-  }
-  return n;
-}
-
 ei_status cli_make_pool(const cli_common *c, ei_threadpool **pool) {
   int cpus[256], n = 0;
   *pool = NULL;
   if (c->cpus) {
-    n = parse_cpu_list(c->cpus, cpus, 256);
+    n = ei__config_parse_cpus(c->cpus, cpus, 256);
     if (n <= 0) {
       cli_die("bad --cpus list '%s' (e.g. 0-3 or 0,2)", c->cpus);
       return EI_E_INVALID_ARGUMENT;

@@ -32,6 +32,10 @@ int cli_common_option(cli_common *c, int argc, char **argv, int *i);
 extern const char *cli_common_help;
 
 int cli_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A byte count: a number with an optional K, M or G (binary) and B suffix, at most 1e15. 1 if valid. */
+int cli_parse_size(const char *s, size_t *out);
+/* A decimal integer in [lo, hi] and nothing else. 1 if valid. */
+int cli_parse_long(const char *s, long lo, long hi, long *out);
 ei_status cli_load_model(const char *path, const cli_common *c, ei_model **m, double *load_ms);
 ei_status cli_make_pool(const cli_common *c, ei_threadpool **pool);
 /* Builds the model's inputs from --input files (npy, pb, photo) and --shape, random where not given. */

@@ -3,7 +3,6 @@
  * One libuv loop: the HTTP port (REST over HTTP/1.1 and HTTP/2 with prior knowledge), the gRPC port, signals.
  * SIGTERM/SIGINT: graceful shutdown (readiness 503 at once, HTTP/2 GOAWAY, no new connections, requests in
  * flight finish), exit 0; after --exit-timeout-secs (or a second signal) the server exits 1 at once. */
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,32 +71,6 @@ typedef struct serve {
   int exit_code;
   int exit_timeout_secs;
 } serve;
-
-static int parse_size(const char *s, size_t *out) {
-  char *e;
-  errno = 0;
-  double v = strtod(s, &e);
-  if (e == s || errno || v < 0) return 0;
-  switch (toupper((unsigned char)*e)) {
-  case 'K': v *= 1024; e++; break;
-  case 'M': v *= 1024.0 * 1024; e++; break;
-  case 'G': v *= 1024.0 * 1024 * 1024; e++; break;
-  default: break;
-  }
-  if (*e == 'B' || *e == 'b') e++;
-  if (*e || v > 1e15) return 0;
-  *out = (size_t)v;
-  return 1;
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-  char *e;
-  errno = 0;
-  long v = strtol(s, &e, 10);
-  if (e == s || *e || errno || v < lo || v > hi) return 0;
-  *out = v;
-  return 1;
-}
 
 /* Seconds, decimals allowed: 0.05 .. 1 day. */
 static int parse_secs(const char *s, double *out) {
@@ -207,33 +180,33 @@ int cmd_serve(int argc, char **argv) {
       port_file = val;
     else if (!strcmp(o, "--cpus"))
       cpus_s = val;
-    else if (!strcmp(o, "--http-port") && parse_int(val, 0, 65535, &v))
+    else if (!strcmp(o, "--http-port") && cli_parse_long(val, 0, 65535, &v))
       http_port = v;
-    else if (!strcmp(o, "--grpc-port") && parse_int(val, 0, 65535, &v))
+    else if (!strcmp(o, "--grpc-port") && cli_parse_long(val, 0, 65535, &v))
       grpc_port = v;
-    else if (!strcmp(o, "--threads") && parse_int(val, 0, 1024, &v))
+    else if (!strcmp(o, "--threads") && cli_parse_long(val, 0, 1024, &v))
       so.threads = (int)v;
-    else if (!strcmp(o, "--max-body-bytes") && parse_size(val, &sz) && sz > 0)
+    else if (!strcmp(o, "--max-body-bytes") && cli_parse_size(val, &sz) && sz > 0)
       so.max_body_bytes = sz;
-    else if (!strcmp(o, "--max-json-bytes") && parse_size(val, &sz) && sz > 0)
+    else if (!strcmp(o, "--max-json-bytes") && cli_parse_size(val, &sz) && sz > 0)
       so.max_json_bytes = sz;
-    else if (!strcmp(o, "--max-json-memory") && parse_size(val, &sz) && sz > 0)
+    else if (!strcmp(o, "--max-json-memory") && cli_parse_size(val, &sz) && sz > 0)
       json_memory = sz;
-    else if (!strcmp(o, "--max-tensor-elements") && parse_int(val, 1, 0x7fffffffffffffffL, &v))
+    else if (!strcmp(o, "--max-tensor-elements") && cli_parse_long(val, 1, 0x7fffffffffffffffL, &v))
       so.max_tensor_elements = v;
-    else if (!strcmp(o, "--max-image-pixels") && parse_int(val, 1, 0x7fffffffffffffffL, &v))
+    else if (!strcmp(o, "--max-image-pixels") && cli_parse_long(val, 1, 0x7fffffffffffffffL, &v))
       so.max_image_pixels = (size_t)v;
-    else if (!strcmp(o, "--max-queue") && parse_int(val, 1, 1 << 20, &v))
+    else if (!strcmp(o, "--max-queue") && cli_parse_long(val, 1, 1 << 20, &v))
       so.max_queue = (int)v;
-    else if (!strcmp(o, "--max-connections") && parse_int(val, 1, 1 << 20, &v))
+    else if (!strcmp(o, "--max-connections") && cli_parse_long(val, 1, 1 << 20, &v))
       lim.max_connections = (int)v;
-    else if (!strcmp(o, "--header-timeout-ms") && parse_int(val, 1, 3600 * 1000, &v))
+    else if (!strcmp(o, "--header-timeout-ms") && cli_parse_long(val, 1, 3600 * 1000, &v))
       lim.header_timeout_ms = (int)v;
-    else if (!strcmp(o, "--idle-timeout-secs") && parse_int(val, 1, 24 * 3600, &v))
+    else if (!strcmp(o, "--idle-timeout-secs") && cli_parse_long(val, 1, 24 * 3600, &v))
       lim.idle_timeout_secs = (int)v;
-    else if (!strcmp(o, "--exit-timeout-secs") && parse_int(val, 0, 24 * 3600, &v))
+    else if (!strcmp(o, "--exit-timeout-secs") && cli_parse_long(val, 0, 24 * 3600, &v))
       sv.exit_timeout_secs = (int)v;
-    else if (!strcmp(o, "--test-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
+    else if (!strcmp(o, "--test-delay-ms") && cli_parse_long(val, 0, 3600 * 1000, &v))
       so.test_delay_ms = (int)v;
     else if (!strcmp(o, "--model-control") && !strcmp(val, "none"))
       so.model_control = EI_SRV_CONTROL_NONE;
@@ -243,13 +216,13 @@ int cmd_serve(int argc, char **argv) {
       so.model_control = EI_SRV_CONTROL_EXPLICIT;
     else if (!strcmp(o, "--load-model") && nload < (int)(sizeof load_models / sizeof load_models[0]))
       load_models[nload++] = val;
-    else if (!strcmp(o, "--poll-secs") && parse_int(val, 1, 24 * 3600, &v))
+    else if (!strcmp(o, "--poll-secs") && cli_parse_long(val, 1, 24 * 3600, &v))
       so.poll_secs = (int)v;
-    else if (!strcmp(o, "--settle-ms") && parse_int(val, 0, 3600 * 1000, &v))
+    else if (!strcmp(o, "--settle-ms") && cli_parse_long(val, 0, 3600 * 1000, &v))
       so.settle_ms = (int)v;
     else if (!strcmp(o, "--loader-priority") && (!strcmp(val, "nice") || !strcmp(val, "idle")))
       so.loader_idle = !strcmp(val, "idle");
-    else if (!strcmp(o, "--test-load-delay-ms") && parse_int(val, 0, 3600 * 1000, &v))
+    else if (!strcmp(o, "--test-load-delay-ms") && cli_parse_long(val, 0, 3600 * 1000, &v))
       so.test_load_delay_ms = (int)v;
     else if (!strcmp(o, "--device-interval") && parse_secs(val, &so.device_interval_s))
       ;
