@@ -229,6 +229,9 @@ void ei_preprocess_out_size(const ei_preprocess *p, int in_w, int in_h, int *out
 /* Writes channels*out_h*out_w floats, planar (CHW), into out. */
 ei_status ei_image_to_chw(const ei_image *img, const ei_preprocess *p, float *out, size_t out_floats, char *err,
                           size_t errlen);
+/* The k highest of one row of `classes` logits, best first (ties: the lower index), with their softmax
+ * probabilities (computed in double, max-subtracted): idx[j], prob[j] for j < min(k, classes). */
+void ei_softmax_topk(const float *row, int64_t classes, int k, int *idx, float *prob);
 
 #ifdef __cplusplus
 }

@@ -532,7 +532,7 @@ static void test_infer(ei__server *s) {
         c.error, c.nstrings);
   int idx[3];
   float prob[3];
-  ei__softmax_topk(ref + 10, 10, 3, idx, prob);
+  ei_softmax_topk(ref + 10, 10, 3, idx, prob);
   char labels[10][16] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
   for (int j = 0; j < 3 && j < c.nstrings; j++) {
     float sc;
@@ -800,7 +800,7 @@ static void photo_reference(const char *path, int k, int *idx, float *prob) {
   if (ei_image_to_chw(&img, &p, x, 784, err, sizeof err)) exit(1);
   ei_image_free(&img);
   reference(x, 1, logits);
-  ei__softmax_topk(logits, 10, k, idx, prob);
+  ei_softmax_topk(logits, 10, k, idx, prob);
 }
 
 /* The top-5 lines `edgeinfer run` prints: "   1.     7  0.12345  Sneaker" */

@@ -1,6 +1,5 @@
 /* edgeinfer run: run a model once (plus a timed second run) and print outputs, timing and top-K. */
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,31 +35,17 @@ static char **read_labels(const char *path, int *n) {
 static void print_top(const ei_tensor *t, int k, char **labels, int nlabels) {
   if (t->dtype != EI_FLOAT || t->rank < 1) return;
   int64_t classes = t->dims[t->rank - 1], rows = ei_tensor_numel(t) / (classes ? classes : 1);
-  const float *x = t->data;
   if (k > classes) k = (int)classes;
-  for (int64_t r = 0; r < rows && classes > 0; r++) {
-    const float *row = x + r * classes;
-    float mx = row[0];
-    for (int64_t c = 1; c < classes; c++) mx = row[c] > mx ? row[c] : mx;
-    double sum = 0;
-    for (int64_t c = 0; c < classes; c++) sum += exp((double)row[c] - mx);
+  int *idx = malloc(sizeof(int) * (size_t)(k > 0 ? k : 1));
+  float *prob = malloc(sizeof(float) * (size_t)(k > 0 ? k : 1));
+  for (int64_t r = 0; idx && prob && r < rows && classes > 0; r++) {
+    ei_softmax_topk((const float *)t->data + r * classes, classes, k, idx, prob);
     if (rows > 1) printf("image %lld:\n", (long long)r);
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)k);
-    if (!idx) return;
-    for (int j = 0; j < k; j++) {
-      int64_t best = -1;
-      for (int64_t c = 0; c < classes; c++) {
-        int taken = 0;
-        for (int q = 0; q < j; q++) taken |= idx[q] == c;
-        if (!taken && (best < 0 || row[c] > row[best])) best = c;
-      }
-      idx[j] = best;
-      double prob = exp((double)row[best] - mx) / sum;
-      printf("  %2d. %5lld  %.5f  %s\n", j + 1, (long long)best, prob,
-             best < nlabels ? labels[best] : "");
-    }
-    free(idx);
+    for (int j = 0; j < k; j++)
+      printf("  %2d. %5d  %.5f  %s\n", j + 1, idx[j], prob[j], idx[j] < nlabels ? labels[idx[j]] : "");
   }
+  free(idx);
+  free(prob);
 }
 
 int cmd_run(int argc, char **argv) {

@@ -210,11 +210,9 @@ ei__srv_code ei__infer_prepare(ei__server *s, ei__req *r);  /* service thread: p
 /* executor: copy the outputs of rows [row0, row0 + batch) into r->results / r->classes */
 ei__srv_code ei__infer_results(ei__req *r, const ei__version *v, const ei_tensor *outs, int64_t row0,
                                int64_t run_batch);
-/* Sleeps ms milliseconds (batcher.c; EINTR resumes the rest). */
-void ei__sleep_ms(int ms);
-void ei__softmax_topk(const float *row, int64_t classes, int k, int *idx, float *prob);
 
 /* batcher.c */
+void ei__sleep_ms(int ms); /* sleeps ms milliseconds (EINTR resumes the rest) */
 void ei__complete(ei__server *s, ei__req *r); /* encode (unless cancelled), then done on the loop */
 int ei__exec_start(ei__server *s, ei__model *m, char *err, size_t errlen);
 void ei__exec_stop(ei__server *s);

@@ -111,25 +111,6 @@ void ei__req_release(ei__req *r) {
   }
 }
 
-/* ---- softmax top-k, exactly as `edgeinfer run --top K` (tools/cmd_run.c print_top) ---- */
-
-void ei__softmax_topk(const float *row, int64_t classes, int k, int *idx, float *prob) {
-  float mx = row[0];
-  for (int64_t c = 1; c < classes; c++) mx = row[c] > mx ? row[c] : mx;
-  double sum = 0;
-  for (int64_t c = 0; c < classes; c++) sum += exp((double)row[c] - mx);
-  for (int j = 0; j < k; j++) {
-    int64_t best = -1;
-    for (int64_t c = 0; c < classes; c++) {
-      int taken = 0;
-      for (int q = 0; q < j; q++) taken |= idx[q] == c;
-      if (!taken && (best < 0 || row[c] > row[best])) best = c;
-    }
-    idx[j] = (int)best;
-    prob[j] = (float)(exp((double)row[best] - mx) / sum);
-  }
-}
-
 /* ---- preparing a request (service thread) ---- */
 
 static ei__srv_code classify_input(ei__server *s, ei__req *r, ei__version *v) {
@@ -341,7 +322,7 @@ static ei__srv_code classification(ei__req *r, const ei__version *v, const ei_te
   if (!idx || !prob || !buf) return ei__req_fail(r, EI_SRV_INTERNAL, "out of memory for classification");
   size_t off = 0;
   for (int64_t q = 0; q < rows; q++) {
-    ei__softmax_topk((const float *)o->data + (first + q) * classes, classes, k, idx, prob);
+    ei_softmax_topk((const float *)o->data + (first + q) * classes, classes, k, idx, prob);
     for (int j = 0; j < k; j++) {
       const char *label = idx[j] < v->nlabels ? v->labels[idx[j]] : NULL;
       char *p = (char *)buf + off + 4;
@@ -384,7 +365,7 @@ ei__srv_code ei__infer_results(ei__req *r, const ei__version *v, const ei_tensor
     float *prob = ei__req_alloc(r, sizeof(float) * (size_t)k);
     r->classes = ei__req_alloc(r, sizeof(*r->classes) * (size_t)k);
     if (!idx || !prob || !r->classes) return ei__req_fail(r, EI_SRV_INTERNAL, "out of memory for the classes");
-    ei__softmax_topk((const float *)o->data + first * classes, classes, k, idx, prob);
+    ei_softmax_topk((const float *)o->data + first * classes, classes, k, idx, prob);
     for (int j = 0; j < k; j++) {
       r->classes[j].index = idx[j];
       r->classes[j].score = prob[j];
