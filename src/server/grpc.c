@@ -323,21 +323,10 @@ static void rpc_model_statistics(ei__http_exchange *x, ei__server *s, const uint
   ei__srv_model_stats *st = NULL;
   char err[256] = "";
   ei__srv_code code = EI_SRV_OK;
-  int cap = 8, n;
-  for (;;) {
-    free(st);
-    st = malloc((size_t)cap * sizeof *st);
-    if (!st) {
-      send_status(x, GRPC_INTERNAL, "out of memory for the statistics");
-      goto done;
-    }
-    n = ei__srv_stats(s, q->name, q->version, st, cap, &code, err, sizeof err);
-    if (code != EI_SRV_OK) {
-      send_status(x, ei__srv_grpc_status(code), err[0] ? err : "statistics unavailable");
-      goto done;
-    }
-    if (n <= cap) break;
-    cap = n;
+  int n = 0;
+  if (!(st = ei__srv_stats_all(s, q->name, q->version, &n, &code, err, sizeof err))) {
+    send_status(x, ei__srv_grpc_status(code), err[0] ? err : "statistics unavailable");
+    goto done;
   }
   Inference__ModelStatisticsResponse r = INFERENCE__MODEL_STATISTICS_RESPONSE__INIT;
   r.model_stats = sc_alloc(&sc, (size_t)(n > 0 ? n : 1) * sizeof *r.model_stats);
@@ -388,27 +377,13 @@ done:
   protobuf_c_message_free_unpacked(&q->base, NULL);
 }
 
-/* The repository index; *n entries (malloc'ed) or NULL when out of memory. */
-static ei__srv_index_entry *index_all(ei__server *s, int ready_only, int *n) {
-  int cap = 16;
-  ei__srv_index_entry *e = NULL;
-  for (;;) {
-    free(e);
-    e = malloc((size_t)cap * sizeof *e);
-    if (!e) return NULL;
-    *n = ei__srv_index(s, ready_only, e, cap);
-    if (*n <= cap) return e;
-    cap = *n;
-  }
-}
-
 static void rpc_repository_index(ei__http_exchange *x, ei__server *s, const uint8_t *msg, size_t len) {
   Inference__RepositoryIndexRequest *q = (Inference__RepositoryIndexRequest *)unpack_control(
       x, &inference__repository_index_request__descriptor, msg, len);
   if (!q) return;
   scratch sc = {0};
   int n = 0;
-  ei__srv_index_entry *e = index_all(s, q->ready, &n);
+  ei__srv_index_entry *e = ei__srv_index_all(s, q->ready, &n);
   if (!e) goto oom;
   Inference__RepositoryIndexResponse r = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
   r.models = sc_alloc(&sc, (size_t)(n > 0 ? n : 1) * sizeof *r.models);

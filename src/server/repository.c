@@ -1038,3 +1038,15 @@ const char *ei__srv_label(const ei__req *r, int index) {
   if (!v || index < 0 || index >= v->nlabels) return NULL;
   return v->labels[index];
 }
+
+ei__srv_index_entry *ei__srv_index_all(ei__server *s, int ready_only, int *n) {
+  int cap = 16;
+  ei__srv_index_entry *e = NULL;
+  for (;;) { /* models may be loaded between the calls: grow until the list fits */
+    free(e);
+    if (!(e = malloc((size_t)cap * sizeof *e))) return NULL;
+    *n = ei__srv_index(s, ready_only, e, cap);
+    if (*n <= cap) return e;
+    cap = *n;
+  }
+}

@@ -319,19 +319,11 @@ static void ep_index(ei__http_exchange *x, ei__server *s) {
     ready_only = r && json_is_true(r);
     json_decref(root);
   }
-  int cap = 64, n;
-  ei__srv_index_entry *e = NULL;
-  for (;;) {
-    ei__srv_index_entry *q = realloc(e, sizeof *e * (size_t)cap);
-    if (!q) {
-      free(e);
-      respond_code(x, EI_SRV_INTERNAL, "out of memory");
-      return;
-    }
-    e = q;
-    n = ei__srv_index(s, ready_only, e, cap);
-    if (n <= cap) break;
-    cap = n;
+  int n;
+  ei__srv_index_entry *e = ei__srv_index_all(s, ready_only, &n);
+  if (!e) {
+    respond_code(x, EI_SRV_INTERNAL, "out of memory");
+    return;
   }
   sb b = {0};
   ei__sb_puts(&b, "[");
@@ -356,24 +348,11 @@ static void put_dur(sb *b, const char *name, const ei__srv_duration *d) {
 }
 
 static void ep_stats(ei__http_exchange *x, ei__server *s, const char *model, const char *version) {
-  int cap = 8, n;
-  ei__srv_model_stats *st = NULL;
+  int n = 0;
   ei__srv_code code = EI_SRV_OK;
   char err[256] = "";
-  for (;;) {
-    ei__srv_model_stats *q = realloc(st, sizeof *st * (size_t)cap);
-    if (!q) {
-      free(st);
-      respond_code(x, EI_SRV_INTERNAL, "out of memory");
-      return;
-    }
-    st = q;
-    n = ei__srv_stats(s, model, version, st, cap, &code, err, sizeof err);
-    if (code != EI_SRV_OK || n <= cap) break;
-    cap = n;
-  }
-  if (code != EI_SRV_OK) {
-    free(st);
+  ei__srv_model_stats *st = ei__srv_stats_all(s, model, version, &n, &code, err, sizeof err);
+  if (!st) {
     respond_code(x, code, err[0] ? err : ei__srv_code_name(code));
     return;
   }

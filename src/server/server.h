@@ -250,6 +250,8 @@ typedef struct ei__srv_index_entry {
 } ei__srv_index_entry;
 /* Fills up to cap entries; returns the total (call again with a larger array when it is > cap). */
 int ei__srv_index(ei__server *s, int ready_only, ei__srv_index_entry *out, int cap);
+/* The whole index, malloc'ed (*n entries; free() it), or NULL when out of memory. */
+ei__srv_index_entry *ei__srv_index_all(ei__server *s, int ready_only, int *n);
 
 /* Statistics (Triton's shapes). */
 typedef struct ei__srv_duration { uint64_t count, ns; } ei__srv_duration;
@@ -276,6 +278,10 @@ typedef struct ei__srv_model_stats {
 /* name NULL or "": every model; version NULL or "": every loaded version. Returns the count, fills up to cap. */
 int ei__srv_stats(ei__server *s, const char *name, const char *version, ei__srv_model_stats *out, int cap,
                   ei__srv_code *code, char *err, size_t errlen);
+/* Every matching entry, malloc'ed (*n entries; free() it); NULL with *code and err set on a failure (out of
+ * memory: EI_SRV_INTERNAL). */
+ei__srv_model_stats *ei__srv_stats_all(ei__server *s, const char *name, const char *version, int *n,
+                                       ei__srv_code *code, char *err, size_t errlen);
 
 /* Explicit model control (POST /v2/repository/models/M/load|unload, RepositoryModelLoad/Unload). Loop thread.
  * Returns a code with err set when refused at once (unknown model, not in explicit mode, shutting down); else

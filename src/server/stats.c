@@ -3,6 +3,7 @@
  * compute_infer and compute_output per successful request (the batch's durations, as Triton counts them);
  * inference_count (rows) vs execution_count (engine runs); batch_stats per batch size. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -133,4 +134,26 @@ int ei__srv_stats(ei__server *s, const char *name, const char *version, ei__srv_
     }
   }
   return n;
+}
+
+ei__srv_model_stats *ei__srv_stats_all(ei__server *s, const char *name, const char *version, int *n,
+                                       ei__srv_code *code, char *err, size_t errlen) {
+  int cap = 8;
+  ei__srv_model_stats *st = NULL;
+  *code = EI_SRV_OK;
+  for (;;) { /* versions may be loaded between the calls: grow until the list fits */
+    free(st);
+    if (!(st = malloc((size_t)cap * sizeof *st))) {
+      *code = EI_SRV_INTERNAL;
+      snprintf(err, errlen, "out of memory for the statistics");
+      return NULL;
+    }
+    *n = ei__srv_stats(s, name, version, st, cap, code, err, errlen);
+    if (*code != EI_SRV_OK) {
+      free(st);
+      return NULL;
+    }
+    if (*n <= cap) return st;
+    cap = *n;
+  }
 }
