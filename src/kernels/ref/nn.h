@@ -100,6 +100,10 @@ size_t ei__conv_fast_workspace(int path, ei__isa isa, const ei__conv_shape *s);
 void ei__f32_conv_fast(int path, ei__isa isa, const ei__conv_shape *s, const float *x, const float *wpack,
                        const float *bias, float *y, const ei__act *act, void *ws, ei_threadpool *pool);
 
+/* The depthwise path (dwconv_fast.c; ei__f32_conv_fast calls it for EI_CONV_DW): w [M, kh*kw], no workspace. */
+void ei__f32_dwconv_fast(ei__isa isa, const ei__conv_shape *s, const float *x, const float *w, const float *bias,
+                         float *y, const ei__act *act, ei_threadpool *pool);
+
 /* Conv init with the fast path allowed or not (the op's init passes ei__isa_current() != EI_ISA_REF). */
 ei_status ei__conv_init_impl(ei__graph *g, ei__node *n, int allow_fast, char *err, size_t errlen);
 
