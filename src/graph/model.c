@@ -65,7 +65,7 @@ static ei_status load_memory(const void *data, size_t size, const char *base_dir
     m->opt = *opt;
   else
     ei_model_options_init(&m->opt);
-  ei_status s = ei__onnx_import(data, size, base_dir, &m->g, err, errlen);
+  ei_status s = ei__onnx_import_ex(data, size, base_dir, drop_pages, &m->g, err, errlen);
   if (s) goto fail;
   if (drop_pages && size) madvise((void *)data, size, MADV_DONTNEED);
   /* Constant folding may not make a tensor larger than a plan may hold. */

@@ -1,7 +1,10 @@
 /* ONNX ModelProto -> graph IR. Walks the message with the zero-copy wire reader; validates structure (types,
  * names, references, cycles) and turns initializers and tensor attributes into constant values. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "onnx/onnx.h"
 
@@ -17,6 +20,7 @@ typedef struct importer {
   char ***node_inputs; /* per node: input names until resolved */
   int *node_nin;
   int node_cap;
+  int drop_pages; /* the data is our own file mapping: release each tensor's pages once copied */
 } importer;
 
 static char *dup_view(const ei__pb_field *f) { return ei__strndup((const char *)f->data, f->len); }
@@ -93,6 +97,16 @@ static ei_status parse_value_info(importer *im, const ei__pb_field *vf, ei__pb_f
 
 /* ---- tensors ---- */
 
+/* The whole pages inside [p, p + len) leave memory (the mapping stays valid: they are re-read if touched). */
+static void release_pages(const void *p, size_t len) {
+  static long page;
+  if (!page) page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || len < 2 * (size_t)page) return;
+  uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+  uintptr_t b = ((uintptr_t)p + len) & ~((uintptr_t)page - 1);
+  if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 /* Decodes a TensorProto into value v (as a constant owned by the graph). */
 static ei_status load_tensor(importer *im, const uint8_t *data, size_t len, ei__value *v, const char *what) {
   ei__tproto t;
@@ -105,7 +119,9 @@ static ei_status load_tensor(importer *im, const uint8_t *data, size_t len, ei__
   void *p = ei__value_alloc_const(v, t.dtype, t.rank, t.dims);
   if (!p) return ei__err(im->err, im->errlen, EI_E_NOMEM, "tensor '%s': cannot allocate %lld elements", what,
                          (long long)t.numel);
-  return ei__tproto_decode(&t, p, im->base_dir, what, im->err, im->errlen);
+  s = ei__tproto_decode(&t, p, im->base_dir, what, im->err, im->errlen);
+  if (!s && im->drop_pages && t.has_raw) release_pages(t.raw, t.raw_len);
+  return s;
 }
 
 /* ---- nodes ---- */
@@ -483,7 +499,13 @@ static ei_status parse_graph(importer *im, const uint8_t *data, size_t len, cons
 
 ei_status ei__onnx_import(const void *data, size_t size, const char *base_dir, ei__graph **out, char *err,
                           size_t errlen) {
+  return ei__onnx_import_ex(data, size, base_dir, 0, out, err, errlen);
+}
+
+ei_status ei__onnx_import_ex(const void *data, size_t size, const char *base_dir, int drop_pages, ei__graph **out,
+                             char *err, size_t errlen) {
   importer im = {0};
+  im.drop_pages = drop_pages;
   im.base_dir = base_dir;
   im.err = err;
   im.errlen = errlen;

@@ -39,5 +39,10 @@ ei_status ei__tproto_check_size(const ei__tproto *t, const char *base_dir, const
 /* Imports a ModelProto into a new graph (not yet optimized or initialized). */
 ei_status ei__onnx_import(const void *data, size_t size, const char *base_dir, ei__graph **out, char *err,
                           size_t errlen);
+/* The same; drop_pages: data is the caller's own read-only file mapping, and the whole pages of each tensor's
+ * raw_data leave memory (MADV_DONTNEED) as soon as the tensor is copied out, so the import's peak holds the
+ * weights once, not the file and the copies (pages touched again are re-read from the file). */
+ei_status ei__onnx_import_ex(const void *data, size_t size, const char *base_dir, int drop_pages, ei__graph **out,
+                             char *err, size_t errlen);
 
 #endif
