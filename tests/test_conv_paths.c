@@ -181,8 +181,11 @@ static int run_conv(const conv_case *cc, const float *x, const float *w, const f
 }
 
 static const char *path_name(int p) {
-  return p == EI_CONV_DW ? "f32_dwconv_" : p == EI_CONV_1X1 ? "f32_conv_1x1_" : p == EI_CONV_WINO ? "f32_conv_wino2x3_"
-                                                                                                  : "f32_conv_im2col_";
+  return p == EI_CONV_DW      ? "f32_dwconv_"
+         : p == EI_CONV_1X1   ? "f32_conv_1x1_"
+         : p == EI_CONV_WINO  ? "f32_conv_wino2x3_"
+         : p == EI_CONV_WINO4 ? "f32_conv_wino4x3_"
+                              : "f32_conv_im2col_";
 }
 
 static void test_conv_case(const conv_case *cc, ei_threadpool *pool, const char *label) {
@@ -701,15 +704,17 @@ static void run_level(ei_threadpool *pool) {
     make_act(&cc.act, i % NACT);
     test_conv_case(&cc, (i & 1) ? pool : NULL, "dw3-plane");
   }
-  /* Winograd F(2x2, 3x3): 3x3 stride 1, >= 16 channels, odd and even sizes, every padding, more than 128
-   * output channels (several passes of a task), wide images (16-tile rows), every activation. */
-  for (int i = 0; i < 40; i++) {
+  /* Winograd F(2x2, 3x3) (16 to 31 channels, or more than 128 output channels: several passes of a task) and
+   * F(4x4, 3x3) (32 to 128 channels in and out): 3x3 stride 1, odd and even sizes, every padding, wide images
+   * (16-tile rows), every activation. */
+  for (int i = 0; i < 80; i++) {
     memset(&cc, 0, sizeof cc);
     cc.S = 2;
     cc.N = rnd_int(1, 2);
     cc.group = 1;
-    cc.C = rnd_int(16, 40);
-    cc.M = i % 10 == 0 ? rnd_int(129, 150) : rnd_int(16, 45);
+    const int four = i % 2;
+    cc.C = four ? rnd_int(32, 70) : rnd_int(16, 31);
+    cc.M = i % 10 == 0 ? rnd_int(129, 150) : four ? rnd_int(32, 100) : rnd_int(16, 31);
     cc.k[0] = cc.k[1] = 3;
     cc.s[0] = cc.s[1] = cc.d[0] = cc.d[1] = 1;
     for (int p = 0; p < 4; p++) cc.pads[p] = rnd_int(0, 2);
@@ -719,9 +724,9 @@ static void run_level(ei_threadpool *pool) {
     for (int a = 0; a < 2; a++)
       if (cc.in[a] + (cc.auto_pad ? 2 : cc.pads[a] + cc.pads[a + 2]) < 3) cc.in[a] = 3;
     cc.has_bias = rnd_int(0, 2) != 0;
-    cc.want_path = EI_CONV_WINO;
-    make_act(&cc.act, i % NACT);
-    test_conv_case(&cc, (i & 1) ? pool : NULL, "winograd");
+    cc.want_path = four && cc.M <= 128 ? EI_CONV_WINO4 : EI_CONV_WINO;
+    make_act(&cc.act, (i / 2) % NACT);
+    test_conv_case(&cc, (i / 2) & 1 ? pool : NULL, cc.want_path == EI_CONV_WINO4 ? "winograd4" : "winograd");
   }
   /* Larger problems: K blocking (K > 256), per-tile im2col (>= 8 tiles of 128 or of 64 pixels), shared im2col
    * (few tiles), the 7x7 stride-2 stem, strided 1x1, 1x1 with a partial last pixel panel, grouped,

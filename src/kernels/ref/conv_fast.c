@@ -12,6 +12,10 @@
  *                         16 GEMMs U_xi [M x C] x V_xi [C x tiles] with the same micro-kernel (U = G g G^T packed
  *                         at init, computed in double), then A^T m A + bias + activation straight into Y; the
  *                         error stays at the level of the direct conv (resnet18/50 logits vs ORT: 2e-6 / 3e-5)
+ *   f32_conv_wino4x3_<uk> the same with Winograd F(4x4, 3x3) (4x fewer multiplies; 6x6 patches, 36 GEMMs, the
+ *                         transforms of kernels/f32_wino43.h) for 32 to 128 channels in and out, where its 36
+ *                         transformed matrices stay small (4x the raw weights); resnet18's 64- and 128-channel
+ *                         layers
  *   f32_dwconv_<isa>      depthwise (group == C == M): dwconv_fast.c
  * The GEMM micro-kernel (kernels/f32_gemm.h) is the one of the ISA level chosen at init; the weights are packed
  * once (conv.c init) into its A panels per group (Winograd: 16 transformed matrices), or copied as [M, kh*kw] for
@@ -28,6 +32,7 @@
 #include <string.h>
 
 #include "kernels/f32_simd.h"
+#include "kernels/f32_wino43.h"
 #include "kernels/ref/conv_view.h"
 #include "kernels/ref/nn.h"
 
@@ -45,6 +50,9 @@ enum { B_RAW = 0, B_TILE, B_SHARED, B_WINO };
  * raw), and such layers sit at 7x7 where F(2x2) computes 64 outputs for 49. im2col reads 9/16 of the bytes:
  * measured in resnet18 (1 thread) 2.6 ms per 512x512 layer against 2.8 ms, and 22 MB less peak RSS. */
 #define WINO_MAX_FLOATS (16 * 256 * 256)
+#define WINO4_MIN_CH 32                /* F(4x4, 3x3): from this many channels in and out ... */
+#define WINO4_MAX_FLOATS (36 * 128 * 128) /* ... up to this many transformed weights (2.4 MB) */
+#define W4TB 16                        /* F(4x4) tiles (4x4 outputs each) per task */
 #define WTB 32         /* Winograd tiles per task */
 #define WMC 128        /* output channels per pass of a Winograd task (bounds its product buffer) */
 #define WSLOTS 4       /* Winograd slots (bigger than the im2col ones): at most 4 threads per conv */
@@ -71,17 +79,22 @@ int ei__conv_fast_path(const ei__nn_attrs *a, int wrank, const int64_t *wdims) {
     if (a->nstrides >= 0 && a->strides[i] != 1) wino = 0;
     if (a->ndilations >= 0 && a->dilations[i] != 1) wino = 0;
   }
+  if (wino && wdims[0] >= WINO4_MIN_CH && wdims[1] >= WINO4_MIN_CH && 36 * wdims[0] * wdims[1] <= WINO4_MAX_FLOATS)
+    return EI_CONV_WINO4;
   return wino ? EI_CONV_WINO : EI_CONV_IM2COL;
 }
 
 /* The kernel name of a path at a level: the path and its micro-kernel / SIMD table. */
 const char *ei__conv_fast_name(int path, ei__isa isa) {
-  static const char *const gemm[][4] = {
-      {"f32_conv_im2col_6x16_vec", "f32_conv_1x1_6x16_vec", "f32_dwconv_scalar", "f32_conv_wino2x3_6x16_vec"},
-      {"f32_conv_im2col_6x16_avx2", "f32_conv_1x1_6x16_avx2", "f32_dwconv_avx2", "f32_conv_wino2x3_6x16_avx2"},
+  static const char *const gemm[][5] = {
+      {"f32_conv_im2col_6x16_vec", "f32_conv_1x1_6x16_vec", "f32_dwconv_scalar", "f32_conv_wino2x3_6x16_vec",
+       "f32_conv_wino4x3_6x16_vec"},
+      {"f32_conv_im2col_6x16_avx2", "f32_conv_1x1_6x16_avx2", "f32_dwconv_avx2", "f32_conv_wino2x3_6x16_avx2",
+       "f32_conv_wino4x3_6x16_avx2"},
       {"f32_conv_im2col_14x32_avx512", "f32_conv_1x1_14x32_avx512", "f32_dwconv_avx512",
-       "f32_conv_wino2x3_14x32_avx512"},
-      {"f32_conv_im2col_6x16_neon", "f32_conv_1x1_6x16_neon", "f32_dwconv_neon", "f32_conv_wino2x3_6x16_neon"}};
+       "f32_conv_wino2x3_14x32_avx512", "f32_conv_wino4x3_14x32_avx512"},
+      {"f32_conv_im2col_6x16_neon", "f32_conv_1x1_6x16_neon", "f32_dwconv_neon", "f32_conv_wino2x3_6x16_neon",
+       "f32_conv_wino4x3_6x16_neon"}};
   int row = 0;
   const ei__f32_gemm_ukernel *uk = ei__f32_gemm_ukernel_get(isa);
 #if defined(__x86_64__)
@@ -95,6 +108,7 @@ const char *ei__conv_fast_name(int path, ei__isa isa) {
     case EI_CONV_1X1: return gemm[row][1];
     case EI_CONV_DW: return gemm[row][2];
     case EI_CONV_WINO: return gemm[row][3];
+    case EI_CONV_WINO4: return gemm[row][4];
     default: return "f32_conv_ref";
   }
 }
@@ -114,8 +128,9 @@ size_t ei__conv_packed_floats(int path, ei__isa isa, const int64_t *wdims, int w
   size_t n;
   if (path == EI_CONV_DW) return ei__mul_size((size_t)M, (size_t)ksz, &n) ? n : SIZE_MAX;
   size_t per = group_a_floats(ei__f32_gemm_ukernel_get(isa)->mr, M / group, K);
-  if (path == EI_CONV_WINO) per = group_a_floats(ei__f32_gemm_ukernel_get(isa)->mr, M, wdims[1]);
-  if (per == SIZE_MAX || !ei__mul_size(per, path == EI_CONV_WINO ? 16 : (size_t)group, &n)) return SIZE_MAX;
+  if (path == EI_CONV_WINO || path == EI_CONV_WINO4) per = group_a_floats(ei__f32_gemm_ukernel_get(isa)->mr, M, wdims[1]);
+  const size_t copies = path == EI_CONV_WINO ? 16 : path == EI_CONV_WINO4 ? 36 : (size_t)group;
+  if (per == SIZE_MAX || !ei__mul_size(per, copies, &n)) return SIZE_MAX;
   return n;
 }
 
@@ -152,6 +167,10 @@ void ei__conv_pack(int path, ei__isa isa, const int64_t *wdims, int wrank, int64
     wino_pack(mr, M, wdims[1], w, dst);
     return;
   }
+  if (path == EI_CONV_WINO4) {
+    ei__f32_wino43_pack(mr, M, wdims[1], w, dst);
+    return;
+  }
   const int64_t Mg = M / group;
   const size_t per = group_a_floats(mr, Mg, K);
   if (per == 0) return;
@@ -174,6 +193,7 @@ typedef struct conv_plan {
   int too_big;          /* a size overflowed (hostile geometry): the conv cannot run */
   int64_t th, tw;       /* Winograd: tile rows and columns (2x2 outputs each) */
   int64_t tb;           /* Winograd: tiles per task (WTB, or 16 for mid-sized images) */
+  int wr, wx;           /* Winograd: output tile size (2 or 4) and transformed positions ((wr + 2)^2) */
 } conv_plan;
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -198,14 +218,18 @@ static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan 
   cp->HW = v->H * v->W;
   cp->kc = k_block(cp->K, uk->kc);
   cp->nt = NT;
-  if (path == EI_CONV_WINO) {
-    /* tiles of 2x2 outputs; the staged input covers every tile's 4x4 patch (+1 column: stride-2 gathers) */
+  if (path == EI_CONV_WINO || path == EI_CONV_WINO4) {
+    /* tiles of r x r outputs (r = 2, or 4 for F(4x4)); the staged input covers every tile's (r+2)x(r+2) patch
+     * (F(2x2): +1 column, stride-2 gathers) */
+    const int r = path == EI_CONV_WINO4 ? 4 : 2;
     cp->mode = B_WINO;
+    cp->wr = r;
+    cp->wx = (r + 2) * (r + 2);
     cp->kc = k_block(cp->Cg, uk->kc);
-    cp->th = (v->OH + 1) / 2;
-    cp->tw = (v->OW + 1) / 2;
-    cp->Hp = 2 * cp->th + 2;
-    cp->Wp = 2 * cp->tw + 3;
+    cp->th = (v->OH + r - 1) / r;
+    cp->tw = (v->OW + r - 1) / r;
+    cp->Hp = r * cp->th + 2;
+    cp->Wp = r * cp->tw + 2 + (r == 2);
     int64_t n;
     if (__builtin_mul_overflow(cp->Hp, cp->Wp, &n) || __builtin_mul_overflow(n, cp->Cg, &n) || n > ((int64_t)1 << 40)) {
       cp->too_big = 1;
@@ -213,9 +237,9 @@ static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan 
     }
     cp->stage = 1;
     cp->stage_floats = align16((size_t)n);
-    /* tiles per task: WTB, or 16 when that leaves fewer than 8 tasks */
-    cp->tb = ceil_div(cp->th * cp->tw, WTB) >= 8 ? WTB : PANEL;
-    cp->slot_floats = (size_t)16 * (size_t)cp->tb * (size_t)(cp->Cg + (cp->Mg < WMC ? cp->Mg : WMC));
+    /* tiles per task: F(2x2) WTB, or 16 when that leaves fewer than 8 tasks; F(4x4) W4TB */
+    cp->tb = r == 4 ? W4TB : ceil_div(cp->th * cp->tw, WTB) >= 8 ? WTB : PANEL;
+    cp->slot_floats = (size_t)cp->wx * (size_t)cp->tb * (size_t)(cp->Cg + (cp->Mg < WMC ? cp->Mg : WMC));
     cp->b_floats = WSLOTS * align16(cp->slot_floats);
     return;
   }
@@ -265,6 +289,7 @@ typedef struct conv_job {
   const conv_plan *cp;
   const ei__f32_gemm_ukernel *uk;
   const ei__f32_simd *simd;
+  const ei__f32_wino43 *w43; /* F(4x4) transforms */
   const float *x;       /* the group's input channels */
   const float *src;     /* what im2col reads: the staged copy or x */
   int64_t sp, sr;       /* its plane and row strides */
@@ -449,44 +474,71 @@ static void conv_item(const conv_job *j, int64_t item, float *slot) {
 
 /* ---- Winograd F(2x2, 3x3) tasks ---- */
 
+/* F(4x4) output of one output channel for the tiles of panel q (cnt tiles from tile0): straight into Y when the 16
+ * tiles lie side by side inside the image, else through buf. */
+static void wino4_out_panel(const conv_job *j, const float *mp, int64_t mxs, int64_t m, int64_t tile0, int cnt,
+                            float *buf) {
+  const conv_plan *cp = j->cp;
+  const view2d *v = &cp->v;
+  const int64_t tw = cp->tw, ty = tile0 / tw, tx0 = tile0 % tw;
+  const ei__act *act = j->post_act ? NULL : j->act;
+  float *ym = j->y + m * cp->P;
+  if (cnt == PANEL && tx0 + PANEL <= tw && 4 * (tx0 + PANEL) <= v->OW) {
+    float *rows[4];
+    for (int i = 0; i < 4; i++) rows[i] = 4 * ty + i < v->OH ? ym + (4 * ty + i) * v->OW + 4 * tx0 : NULL;
+    j->w43->out(mp, mxs, j->bias[m], act, rows, NULL);
+    return;
+  }
+  j->w43->out(mp, mxs, j->bias[m], act, NULL, buf);
+  for (int t = 0; t < cnt; t++) {
+    const int64_t tile = tile0 + t, oy = 4 * (tile / tw), ox = 4 * (tile % tw);
+    for (int i = 0; i < 4 && oy + i < v->OH; i++)
+      for (int jj = 0; jj < 4 && ox + jj < v->OW; jj++) ym[(oy + i) * v->OW + ox + jj] = buf[(i * 4 + jj) * PANEL + t];
+  }
+}
+
 /* Tiles [t0, t0 + tb) x output channels [m0, m1): the input transform of the tiles (all channels) into V, then per
- * chunk of at most WMC output channels the 16 GEMMs U_xi x V_xi into Mb and the output transform into Y. */
+ * chunk of at most WMC output channels the wx GEMMs U_xi x V_xi into Mb and the output transform into Y
+ * (F(2x2): 16 positions of 4x4 patches; F(4x4): 36 of 6x6). */
 static void wino_item(const conv_job *j, int64_t item, float *slot) {
   const conv_plan *cp = j->cp;
   const view2d *v = &cp->v;
   const ei__f32_gemm_ukernel *uk = j->uk;
-  const int MR = uk->mr, NR = uk->nr;
+  const int MR = uk->mr, NR = uk->nr, r = cp->wr, X = cp->wx, pw = r + 2;
   const int64_t C = cp->Cg, M = cp->Mg, T = cp->th * cp->tw, KC = cp->kc, tw = cp->tw;
   const int64_t blk = item / j->msplit, mi = item % j->msplit;
   const int64_t t0 = blk * j->tb, nt = T - t0 < j->tb ? T - t0 : j->tb;
   const int64_t m0 = mi * j->mc, m1 = m0 + j->mc < M ? m0 + j->mc : M;
   if (m0 >= m1) return;
   const int64_t tb = j->tb;
-  float *V = slot, *Mb = slot + 16 * C * tb;
+  float *V = slot, *Mb = slot + X * C * tb;
   const int64_t vxs = C * tb, mxs = (M < WMC ? M : WMC) * tb; /* V_xi: [C x tb] panels; Mb_xi: [ch x tb] rows */
-  float d[16 * PANEL] __attribute__((aligned(64))), buf[4 * PANEL] __attribute__((aligned(64)));
+  float d[36 * PANEL] __attribute__((aligned(64))), buf[16 * PANEL] __attribute__((aligned(64)));
 
-  /* 1. input transform: each 4x4 patch gathered by im2col_panel (16 patch positions x 16 tiles), then B^T d B */
-  int64_t koff[16];
-  for (int r = 0; r < 16; r++) koff[r] = (r / 4) * cp->Wp + r % 4;
+  /* 1. input transform: each patch gathered by im2col_panel (X patch positions x 16 tiles), then B^T d B */
+  int64_t koff[36];
+  for (int k = 0; k < X; k++) koff[k] = (k / pw) * cp->Wp + k % pw;
   for (int64_t q = 0; q * PANEL < nt; q++) {
     const int cnt = (int)(nt - q * PANEL < PANEL ? nt - q * PANEL : PANEL);
     int64_t off[PANEL];
     for (int t = 0; t < cnt; t++) {
       const int64_t tile = t0 + q * PANEL + t;
-      off[t] = 2 * (tile / tw) * cp->Wp + 2 * (tile % tw);
+      off[t] = r * (tile / tw) * cp->Wp + r * (tile % tw);
     }
     for (int64_t c = 0; c < C; c++) {
-      j->simd->im2col_panel(j->src + c * j->sp, koff, 16, off, cnt, 2, d);
-      j->simd->wino_in(d, V + q * PANEL * C + c * PANEL, vxs);
+      j->simd->im2col_panel(j->src + c * j->sp, koff, X, off, cnt, r, d);
+      if (r == 4)
+        j->w43->in(d, V + q * PANEL * C + c * PANEL, vxs);
+      else
+        j->simd->wino_in(d, V + q * PANEL * C + c * PANEL, vxs);
     }
   }
 
   const int64_t wmc = WMC / MR * MR; /* chunks start on micro-panel boundaries */
   for (int64_t c0 = m0; c0 < m1; c0 += wmc) {
     const int64_t c1 = c0 + wmc < m1 ? c0 + wmc : m1;
-    /* 2. the 16 GEMMs, K blocked */
-    for (int xi = 0; xi < 16; xi++) {
+    /* 2. the X GEMMs, K blocked */
+    for (int xi = 0; xi < X; xi++) {
       const float *A = j->a + (size_t)xi * j->apanel, *B = V + xi * vxs;
       float *Cx = Mb + xi * mxs;
       for (int64_t k0 = 0; k0 < C; k0 += KC) {
@@ -510,6 +562,10 @@ static void wino_item(const conv_job *j, int64_t item, float *slot) {
         const int cnt = (int)(nt - q * PANEL < PANEL ? nt - q * PANEL : PANEL);
         const int64_t tile0 = t0 + q * PANEL, ty = tile0 / tw, tx0 = tile0 % tw;
         const float *mp = Mb + (m - c0) * tb + q * PANEL;
+        if (r == 4) {
+          wino4_out_panel(j, mp, mxs, m, tile0, cnt, buf);
+          continue;
+        }
         if (cnt == PANEL && tx0 + PANEL <= tw && 2 * (tx0 + PANEL) <= v->OW) { /* 16 tiles side by side */
           float *row0 = ym + 2 * ty * v->OW + 2 * tx0;
           j->simd->wino_out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, row0,
@@ -563,6 +619,7 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
   j.cp = &cp;
   j.uk = ei__f32_gemm_ukernel_get(isa);
   j.simd = ei__f32_simd_get(isa);
+  j.w43 = ei__f32_wino43_get(isa);
   const int MR = j.uk->mr;
   j.last.alpha = 1.f;
   j.act = act;
@@ -573,6 +630,8 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
   } else {
     j.post_act = act;
   }
+  /* the F(4x4) output transform applies Relu and Clip only */
+  if (path == EI_CONV_WINO4 && act && act->kind != EI_ACT_RELU && act->kind != EI_ACT_CLIP) j.post_act = act;
   j.stage = ws;
   j.bbuf = (float *)ws + cp.stage_floats;
   const int nt = pool ? ei_threadpool_size(pool) : 1;
@@ -616,7 +675,7 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
         conv_bias_only(&cp, j.bias, j.y, act);
         continue;
       }
-      j.a = wpack + (size_t)g * (cp.mode == B_WINO ? 16 : 1) * apanel;
+      j.a = wpack + (size_t)g * (cp.mode == B_WINO ? (size_t)cp.wx : 1) * apanel;
       j.src = j.x;
       j.sp = cp.HW;
       j.sr = cp.v.W;

@@ -72,7 +72,7 @@ static inline int ei__nn_node_has(const ei__node *n, int i) { return i < n->nin 
 static inline const ei__act *ei__nn_act(const ei__node *n) { return n->act.kind == EI_ACT_NONE ? NULL : &n->act; }
 
 /* ---- Conv kernels (conv.c, conv_fast.c) ---- */
-enum { EI_CONV_REF = 0, EI_CONV_IM2COL, EI_CONV_1X1, EI_CONV_DW, EI_CONV_WINO };
+enum { EI_CONV_REF = 0, EI_CONV_IM2COL, EI_CONV_1X1, EI_CONV_DW, EI_CONV_WINO, EI_CONV_WINO4 };
 
 typedef struct ei__conv_shape {
   ei__nn_geom g;
@@ -85,8 +85,8 @@ void ei__f32_conv_ref(const ei__conv_shape *s, const float *x, const float *w, c
 
 /* Fast 1-D/2-D paths (conv_fast.c). A 1-D conv is run as 2-D with a height of 1. The ISA level is the one chosen
  * at init (it fixes the packed weights' layout). */
-/* Path for a float Conv with constant weights of `wrank` dims [M, Cg, k...]: EI_CONV_DW, _1X1, _WINO (3x3
- * stride 1), _IM2COL or EI_CONV_REF when no fast path applies (3-D). */
+/* Path for a float Conv with constant weights of `wrank` dims [M, Cg, k...]: EI_CONV_DW, _1X1, _WINO4 / _WINO
+ * (3x3 stride 1: Winograd F(4x4, 3x3) / F(2x2, 3x3)), _IM2COL or EI_CONV_REF when no fast path applies (3-D). */
 int ei__conv_fast_path(const ei__nn_attrs *a, int wrank, const int64_t *wdims);
 /* Kernel name of a path at a level, e.g. "f32_conv_im2col_14x32_avx512", "f32_dwconv_neon". */
 const char *ei__conv_fast_name(int path, ei__isa isa);

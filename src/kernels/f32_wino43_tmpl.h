@@ -1,0 +1,120 @@
+/* Template of the Winograd F(4x4, 3x3) transforms of kernels/f32_wino43.h, included once per ISA file with that
+ * file's compiler flags. Written with GCC vector extensions over the 16 tiles of a panel (one 64-byte vector), which
+ * the compiler maps to the ISA's registers (one zmm, two ymm, four NEON q registers). Define WINO43_TABLE (the
+ * table's name) and WINO43_NAME before including. */
+#include <string.h>
+
+#include "kernels/f32_wino43.h"
+
+/* The helpers are static and inlined: the ABI of 64-byte vector arguments on levels without 512-bit registers
+ * does not matter here. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+typedef float w43v __attribute__((vector_size(64)));
+typedef int w43i __attribute__((vector_size(64)));
+
+static inline w43v w43_load(const float *p) {
+  w43v v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void w43_store(float *p, w43v v) { memcpy(p, &v, sizeof v); }
+static inline w43v w43_set1(float x) { return (w43v){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
+/* m ? a : b lane by lane (m: all ones or zero per lane) */
+static inline w43v w43_sel(w43i m, w43v a, w43v b) {
+  w43i ai, bi;
+  memcpy(&ai, &a, sizeof a);
+  memcpy(&bi, &b, sizeof b);
+  const w43i r = (ai & m) | (bi & ~m);
+  w43v out;
+  memcpy(&out, &r, sizeof out);
+  return out;
+}
+
+/* One 6-point column of B^T x. */
+#define W43_BT(x0, x1, x2, x3, x4, x5, t0, t1, t2, t3, t4, t5) \
+  do {                                                           \
+    t0 = 4.f * x0 - 5.f * x2 + x4;                               \
+    t1 = x3 + x4 - 4.f * (x1 + x2);                              \
+    t2 = x4 - x3 + 4.f * (x1 - x2);                              \
+    t3 = x4 - x2 + 2.f * (x3 - x1);                              \
+    t4 = x4 - x2 + 2.f * (x1 - x3);                              \
+    t5 = 4.f * x1 - 5.f * x3 + x5;                               \
+  } while (0)
+
+static void w43_in(const float *d, float *v, int64_t xs) {
+  w43v x[6][6], t[6][6];
+  for (int r = 0; r < 6; r++)
+    for (int c = 0; c < 6; c++) x[r][c] = w43_load(d + (r * 6 + c) * 16);
+  for (int c = 0; c < 6; c++)
+    W43_BT(x[0][c], x[1][c], x[2][c], x[3][c], x[4][c], x[5][c], t[0][c], t[1][c], t[2][c], t[3][c], t[4][c],
+           t[5][c]);
+  for (int r = 0; r < 6; r++) {
+    w43v o0, o1, o2, o3, o4, o5;
+    W43_BT(t[r][0], t[r][1], t[r][2], t[r][3], t[r][4], t[r][5], o0, o1, o2, o3, o4, o5);
+    w43_store(v + (r * 6 + 0) * xs, o0);
+    w43_store(v + (r * 6 + 1) * xs, o1);
+    w43_store(v + (r * 6 + 2) * xs, o2);
+    w43_store(v + (r * 6 + 3) * xs, o3);
+    w43_store(v + (r * 6 + 4) * xs, o4);
+    w43_store(v + (r * 6 + 5) * xs, o5);
+  }
+}
+
+/* One 6-point column of A^T m: 4 results. */
+#define W43_AT(m0, m1, m2, m3, m4, m5, s0, s1, s2, s3) \
+  do {                                                  \
+    const w43v p12 = m1 + m2, d12 = m1 - m2;            \
+    const w43v p34 = m3 + m4, d34 = m3 - m4;            \
+    s0 = m0 + p12 + p34;                                \
+    s1 = d12 + 2.f * d34;                               \
+    s2 = p12 + 4.f * p34;                               \
+    s3 = d12 + 8.f * d34 + m5;                          \
+  } while (0)
+
+static void w43_out(const float *m, int64_t xs, float bias, const ei__act *act, float *const *rows, float *buf) {
+  w43v s[4][6];
+  for (int c = 0; c < 6; c++) {
+    const w43v m0 = w43_load(m + (0 * 6 + c) * xs), m1 = w43_load(m + (1 * 6 + c) * xs);
+    const w43v m2 = w43_load(m + (2 * 6 + c) * xs), m3 = w43_load(m + (3 * 6 + c) * xs);
+    const w43v m4 = w43_load(m + (4 * 6 + c) * xs), m5 = w43_load(m + (5 * 6 + c) * xs);
+    W43_AT(m0, m1, m2, m3, m4, m5, s[0][c], s[1][c], s[2][c], s[3][c]);
+  }
+  const int kind = act ? (int)act->kind : EI_ACT_NONE;
+  const w43v b = w43_set1(bias), lo = w43_set1(kind == EI_ACT_CLIP ? act->alpha : 0.f),
+             hi = w43_set1(kind == EI_ACT_CLIP ? act->beta : 0.f);
+  for (int i = 0; i < 4; i++) {
+    w43v y[4];
+    W43_AT(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], y[0], y[1], y[2], y[3]);
+    for (int j = 0; j < 4; j++) {
+      y[j] += b;
+      if (kind == EI_ACT_RELU) y[j] = w43_sel(y[j] > lo, y[j], lo); /* x > 0 ? x : 0 (NaN -> 0) */
+      if (kind == EI_ACT_CLIP) {                                     /* NaN stays NaN */
+        y[j] = w43_sel(y[j] < lo, lo, y[j]);
+        y[j] = w43_sel(y[j] > hi, hi, y[j]);
+      }
+    }
+    if (rows) {
+      if (!rows[i]) continue;
+      /* interleave: lane l of output vector k is y[l % 4][4k + l / 4] */
+      const w43i lo01 = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+      const w43i hi01 = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+      const w43i q0 = {0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23};
+      const w43i q1 = {8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31};
+      const w43v a0 = __builtin_shuffle(y[0], y[1], lo01), a1 = __builtin_shuffle(y[0], y[1], hi01);
+      const w43v c0 = __builtin_shuffle(y[2], y[3], lo01), c1 = __builtin_shuffle(y[2], y[3], hi01);
+      float *r = rows[i];
+      w43_store(r, __builtin_shuffle(a0, c0, q0));
+      w43_store(r + 16, __builtin_shuffle(a0, c0, q1));
+      w43_store(r + 32, __builtin_shuffle(a1, c1, q0));
+      w43_store(r + 48, __builtin_shuffle(a1, c1, q1));
+    } else {
+      for (int j = 0; j < 4; j++) w43_store(buf + (i * 4 + j) * 16, y[j]);
+    }
+  }
+}
+
+const ei__f32_wino43 WINO43_TABLE = {WINO43_NAME, w43_in, w43_out};
