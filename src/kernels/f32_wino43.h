@@ -17,6 +17,11 @@ typedef struct ei__f32_wino43 {
   /* d[(r*6 + c)*16 + t] is element (r, c) of tile t's 6x6 input patch; writes V = B^T d B as v[xi*xs + t],
    * xi = r*6 + c (36 rows). */
   void (*in)(const float *d, float *v, int64_t xs);
+  /* The same straight from the (staged) input, without the gather: tile t's patch element (r, c) is
+   * src[off[t] + r*Wp + c] where the 16 tiles form nseg runs of neighbours along tile rows (off steps by 4 inside
+   * a run): run s covers lanes [a[s], a[s+1]) and reads from base[s] = off[a[s]] - 4 a[s]; lanes from a[nseg] on
+   * are zero. Reads base[s] + r*Wp + [0, 80) for r < 6: the caller makes sure that memory exists. */
+  void (*in_rows)(const float *src, int64_t Wp, const int64_t *base, const int *a, int nseg, float *v, int64_t xs);
   /* m[xi*xs + t] is tile t's product (36 rows); Y = A^T m A + bias, then Relu / Clip when act is one of them
    * (other kinds: the caller applies them). With rows (4 pointers, NULL past the image), the 16 tiles lie side
    * by side on one tile row: tile t's outputs go to rows[i][4t + j]; else to buf[(i*4 + j)*16 + t]. */

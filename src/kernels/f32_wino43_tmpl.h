@@ -45,10 +45,9 @@ static inline w43v w43_sel(w43i m, w43v a, w43v b) {
     t5 = 4.f * x1 - 5.f * x3 + x5;                               \
   } while (0)
 
-static void w43_in(const float *d, float *v, int64_t xs) {
-  w43v x[6][6], t[6][6];
-  for (int r = 0; r < 6; r++)
-    for (int c = 0; c < 6; c++) x[r][c] = w43_load(d + (r * 6 + c) * 16);
+/* V = B^T x B of the 36 patch elements x[r][c] (16 tiles each) into v[(r*6 + c)*xs]. */
+static inline void w43_transform_in(w43v x[6][6], float *v, int64_t xs) {
+  w43v t[6][6];
   for (int c = 0; c < 6; c++)
     W43_BT(x[0][c], x[1][c], x[2][c], x[3][c], x[4][c], x[5][c], t[0][c], t[1][c], t[2][c], t[3][c], t[4][c],
            t[5][c]);
@@ -62,6 +61,54 @@ static void w43_in(const float *d, float *v, int64_t xs) {
     w43_store(v + (r * 6 + 4) * xs, o4);
     w43_store(v + (r * 6 + 5) * xs, o5);
   }
+}
+
+static void w43_in(const float *d, float *v, int64_t xs) {
+  w43v x[6][6];
+  for (int r = 0; r < 6; r++)
+    for (int c = 0; c < 6; c++) x[r][c] = w43_load(d + (r * 6 + c) * 16);
+  w43_transform_in(x, v, xs);
+}
+
+/* The 6 columns of 16 tiles side by side from one input row p (tile t's column c is p[4t + c]): 80 floats read,
+ * split into the 4 phases of stride 4, the last two columns one tile on. */
+static inline void w43_row_phases(const float *p, w43v out[6]) {
+  const w43v x0 = w43_load(p), x1 = w43_load(p + 16), x2 = w43_load(p + 32), x3 = w43_load(p + 48),
+             x4 = w43_load(p + 64);
+  const w43i lo = {0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29};
+  const w43i hi = {2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31};
+  const w43i first = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const w43i second = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  const w43v e01 = __builtin_shuffle(x0, x1, lo), e23 = __builtin_shuffle(x0, x1, hi);
+  const w43v f01 = __builtin_shuffle(x2, x3, lo), f23 = __builtin_shuffle(x2, x3, hi);
+  out[0] = __builtin_shuffle(e01, f01, first);
+  out[1] = __builtin_shuffle(e01, f01, second);
+  out[2] = __builtin_shuffle(e23, f23, first);
+  out[3] = __builtin_shuffle(e23, f23, second);
+  const w43i next0 = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+  const w43i next1 = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17};
+  out[4] = __builtin_shuffle(out[0], x4, next0);
+  out[5] = __builtin_shuffle(out[1], x4, next1);
+}
+
+/* Gather and transform: tile t's patch element (r, c) is src[off[t] + r*Wp + c]; the tiles form nseg runs along
+ * tile rows, run s covering lanes [a[s], a[s+1]) from base[s] (= off[a[s]] - 4 a[s]: lane t of the run reads
+ * base[s] + 4t + ...). Lanes from a[nseg] on are zero. Every base[s] + 5 Wp + 80 floats must be readable. */
+static void w43_in_rows(const float *src, int64_t Wp, const int64_t *base, const int *a, int nseg, float *v,
+                        int64_t xs) {
+  w43v x[6][6];
+  w43i lane;
+  for (int l = 0; l < 16; l++) lane[l] = l;
+  for (int r = 0; r < 6; r++) {
+    for (int c = 0; c < 6; c++) x[r][c] = w43_set1(0.f);
+    for (int sg = 0; sg < nseg; sg++) {
+      w43v ph[6];
+      w43_row_phases(src + base[sg] + r * Wp, ph);
+      const w43i in = (lane >= a[sg]) & (lane < a[sg + 1]);
+      for (int c = 0; c < 6; c++) x[r][c] = w43_sel(in, ph[c], x[r][c]);
+    }
+  }
+  w43_transform_in(x, v, xs);
 }
 
 /* One 6-point column of A^T m: 4 results. */
@@ -117,4 +164,4 @@ static void w43_out(const float *m, int64_t xs, float bias, const ei__act *act, 
   }
 }
 
-const ei__f32_wino43 WINO43_TABLE = {WINO43_NAME, w43_in, w43_out};
+const ei__f32_wino43 WINO43_TABLE = {WINO43_NAME, w43_in, w43_in_rows, w43_out};

@@ -53,6 +53,7 @@ enum { B_RAW = 0, B_TILE, B_SHARED, B_WINO };
 #define WINO4_MIN_CH 32                /* F(4x4, 3x3): from this many channels in and out ... */
 #define WINO4_MAX_FLOATS (36 * 128 * 128) /* ... up to this many transformed weights (2.4 MB) */
 #define W4TB 16                        /* F(4x4) tiles (4x4 outputs each) per task */
+#define W4SLACK 128                    /* floats readable past the staged input (F(4x4) row runs) */
 #define WTB 32         /* Winograd tiles per task */
 #define WMC 128        /* output channels per pass of a Winograd task (bounds its product buffer) */
 #define WSLOTS 4       /* Winograd slots (bigger than the im2col ones): at most 4 threads per conv */
@@ -236,7 +237,8 @@ static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan 
       return;
     }
     cp->stage = 1;
-    cp->stage_floats = align16((size_t)n);
+    /* F(4x4) reads whole 80-float row runs (in_rows): slack past the last plane */
+    cp->stage_floats = align16((size_t)n + (r == 4 ? W4SLACK : 0));
     /* tiles per task: F(2x2) WTB, or 16 when that leaves fewer than 8 tasks; F(4x4) W4TB */
     cp->tb = r == 4 ? W4TB : ceil_div(cp->th * cp->tw, WTB) >= 8 ? WTB : PANEL;
     cp->slot_floats = (size_t)cp->wx * (size_t)cp->tb * (size_t)(cp->Cg + (cp->Mg < WMC ? cp->Mg : WMC));
@@ -474,26 +476,23 @@ static void conv_item(const conv_job *j, int64_t item, float *slot) {
 
 /* ---- Winograd F(2x2, 3x3) tasks ---- */
 
-/* F(4x4) output of one output channel for the tiles of panel q (cnt tiles from tile0): straight into Y when the 16
- * tiles lie side by side inside the image, else through buf. */
-static void wino4_out_panel(const conv_job *j, const float *mp, int64_t mxs, int64_t m, int64_t tile0, int cnt,
-                            float *buf) {
+/* F(4x4) output of one output channel for the cnt tiles of a panel from tile0: the transform interleaves each
+ * output row of the 16 tiles into tmp, copied into Y run by run (tiles of one tile row are neighbours in Y). */
+static void wino4_out_panel(const conv_job *j, const float *mp, int64_t mxs, int64_t m, int64_t tile0, int cnt) {
   const conv_plan *cp = j->cp;
   const view2d *v = &cp->v;
-  const int64_t tw = cp->tw, ty = tile0 / tw, tx0 = tile0 % tw;
-  const ei__act *act = j->post_act ? NULL : j->act;
+  const int64_t tw = cp->tw;
+  float tmp[4][4 * PANEL] __attribute__((aligned(64)));
+  float *rows[4] = {tmp[0], tmp[1], tmp[2], tmp[3]};
+  j->w43->out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, rows, NULL);
   float *ym = j->y + m * cp->P;
-  if (cnt == PANEL && tx0 + PANEL <= tw && 4 * (tx0 + PANEL) <= v->OW) {
-    float *rows[4];
-    for (int i = 0; i < 4; i++) rows[i] = 4 * ty + i < v->OH ? ym + (4 * ty + i) * v->OW + 4 * tx0 : NULL;
-    j->w43->out(mp, mxs, j->bias[m], act, rows, NULL);
-    return;
-  }
-  j->w43->out(mp, mxs, j->bias[m], act, NULL, buf);
-  for (int t = 0; t < cnt; t++) {
-    const int64_t tile = tile0 + t, oy = 4 * (tile / tw), ox = 4 * (tile % tw);
-    for (int i = 0; i < 4 && oy + i < v->OH; i++)
-      for (int jj = 0; jj < 4 && ox + jj < v->OW; jj++) ym[(oy + i) * v->OW + ox + jj] = buf[(i * 4 + jj) * PANEL + t];
+  for (int t = 0; t < cnt;) {
+    const int64_t tile = tile0 + t, ty = tile / tw, tx = tile % tw;
+    const int run = (int)(cnt - t < tw - tx ? cnt - t : tw - tx);
+    const int64_t ox = 4 * tx, ncol = 4 * run < v->OW - ox ? 4 * run : v->OW - ox;
+    for (int i = 0; i < 4 && 4 * ty + i < v->OH; i++)
+      memcpy(ym + (4 * ty + i) * v->OW + ox, tmp[i] + 4 * t, (size_t)ncol * sizeof(float));
+    t += run;
   }
 }
 
@@ -525,12 +524,30 @@ static void wino_item(const conv_job *j, int64_t item, float *slot) {
       const int64_t tile = t0 + q * PANEL + t;
       off[t] = r * (tile / tw) * cp->Wp + r * (tile % tw);
     }
+    if (r == 4) { /* F(4x4): runs of neighbouring tiles read straight from the staged rows (no gather) */
+      int64_t base[5];
+      int a[6], nseg = 0;
+      for (int t = 0; t < cnt && nseg <= 4; t++)
+        if (t == 0 || off[t] != off[t - 1] + 4) {
+          base[nseg < 5 ? nseg : 4] = off[t] - 4 * t;
+          a[nseg++] = t;
+        }
+      int rows_ok = nseg <= 4;
+      for (int sg = 0; rows_ok && sg < nseg; sg++) rows_ok = base[sg] >= 0;
+      a[nseg < 5 ? nseg : 5] = cnt;
+      for (int64_t c = 0; c < C; c++) {
+        if (rows_ok) {
+          j->w43->in_rows(j->src + c * j->sp, cp->Wp, base, a, nseg, V + q * PANEL * C + c * PANEL, vxs);
+        } else {
+          j->simd->im2col_panel(j->src + c * j->sp, koff, X, off, cnt, r, d);
+          j->w43->in(d, V + q * PANEL * C + c * PANEL, vxs);
+        }
+      }
+      continue;
+    }
     for (int64_t c = 0; c < C; c++) {
       j->simd->im2col_panel(j->src + c * j->sp, koff, X, off, cnt, r, d);
-      if (r == 4)
-        j->w43->in(d, V + q * PANEL * C + c * PANEL, vxs);
-      else
-        j->simd->wino_in(d, V + q * PANEL * C + c * PANEL, vxs);
+      j->simd->wino_in(d, V + q * PANEL * C + c * PANEL, vxs);
     }
   }
 
@@ -563,7 +580,7 @@ static void wino_item(const conv_job *j, int64_t item, float *slot) {
         const int64_t tile0 = t0 + q * PANEL, ty = tile0 / tw, tx0 = tile0 % tw;
         const float *mp = Mb + (m - c0) * tb + q * PANEL;
         if (r == 4) {
-          wino4_out_panel(j, mp, mxs, m, tile0, cnt, buf);
+          wino4_out_panel(j, mp, mxs, m, tile0, cnt);
           continue;
         }
         if (cnt == PANEL && tx0 + PANEL <= tw && 2 * (tx0 + PANEL) <= v->OW) { /* 16 tiles side by side */
