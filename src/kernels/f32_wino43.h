@@ -38,9 +38,4 @@ extern const ei__f32_wino43 ei__f32_wino43_avx2, ei__f32_wino43_avx512;
 extern const ei__f32_wino43 ei__f32_wino43_neon;
 #endif
 
-/* Transformed weights U = G g G^T of an M x C x 3 x 3 conv, computed in double: 36 matrices [M x C] packed for a
- * GEMM micro-kernel with mr rows (ei__f32_gemm_pack_a), one after the other (each ei__f32_gemm_packed_a_floats
- * long). */
-void ei__f32_wino43_pack(int mr, int64_t M, int64_t C, const float *w, float *dst);
-
 #endif

@@ -135,23 +135,28 @@ size_t ei__conv_packed_floats(int path, ei__isa isa, const int64_t *wdims, int w
   return n;
 }
 
-/* Winograd weights: U_xi = G g G^T (4x4 per (m, c); G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1], in double), as 16
- * matrices [M x C] each packed into the micro-kernel's A panels. */
-static void wino_pack(int mr, int64_t M, int64_t C, const float *w, float *dst) {
-  static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+/* Winograd weights: U_xi = G g G^T (n x n per (m, c), in double) with the n x 3 matrix G of F(2x2, 3x3)
+ * (n = 4: [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]) or of F(4x4, 3x3) (n = 6, kernels/f32_wino43.h), as n*n matrices
+ * [M x C] each packed into the micro-kernel's A panels. */
+static const double wino_g2[6][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+static const double wino_g4[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                     {-1.0 / 6, 1.0 / 6, -1.0 / 6}, {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                     {1.0 / 24, -1.0 / 12, 1.0 / 6}, {0, 0, 1}};
+
+static void wino_pack(const double (*G)[3], int n, int mr, int64_t M, int64_t C, const float *w, float *dst) {
   const size_t per = group_a_floats(mr, M, C);
-  memset(dst, 0, 16 * per * sizeof(float));
+  memset(dst, 0, (size_t)(n * n) * per * sizeof(float));
   for (int64_t m = 0; m < M; m++)
     for (int64_t c = 0; c < C; c++) {
       const float *g = w + (m * C + c) * 9;
-      double t[4][3];
-      for (int i = 0; i < 4; i++)
+      double t[6][3];
+      for (int i = 0; i < n; i++)
         for (int k = 0; k < 3; k++) t[i][k] = G[i][0] * g[0 * 3 + k] + G[i][1] * g[1 * 3 + k] + G[i][2] * g[2 * 3 + k];
-      for (int i = 0; i < 4; i++)
-        for (int jj = 0; jj < 4; jj++) {
+      for (int i = 0; i < n; i++)
+        for (int jj = 0; jj < n; jj++) {
           const double u = t[i][0] * G[jj][0] + t[i][1] * G[jj][1] + t[i][2] * G[jj][2];
           /* A panel layout: panel m / mr, element (c, m % mr) */
-          dst[(size_t)(i * 4 + jj) * per + (size_t)((m / mr) * mr * C + c * mr + m % mr)] = (float)u;
+          dst[(size_t)(i * n + jj) * per + (size_t)((m / mr) * mr * C + c * mr + m % mr)] = (float)u;
         }
     }
 }
@@ -165,11 +170,11 @@ void ei__conv_pack(int path, ei__isa isa, const int64_t *wdims, int wrank, int64
   }
   const int mr = ei__f32_gemm_ukernel_get(isa)->mr;
   if (path == EI_CONV_WINO) {
-    wino_pack(mr, M, wdims[1], w, dst);
+    wino_pack(wino_g2, 4, mr, M, wdims[1], w, dst);
     return;
   }
   if (path == EI_CONV_WINO4) {
-    ei__f32_wino43_pack(mr, M, wdims[1], w, dst);
+    wino_pack(wino_g4, 6, mr, M, wdims[1], w, dst);
     return;
   }
   const int64_t Mg = M / group;
