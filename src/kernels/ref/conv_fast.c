@@ -674,9 +674,9 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
     j.tb = cp.tb;
     j.tiles = ceil_div(cp.th * cp.tw, j.tb);
     want = j.tiles >= 2 * nt ? 1 : 2 * (int64_t)nt;
-    /* F(4x4) blocks are few and uneven (28x28: 49 tiles = 16 + 16 + 16 + 1): below 4 per thread, split the output
-     * channels too (each chunk redoes its blocks' input transform, a tenth of the work) */
-    if (cp.wr == 4 && nt > 1 && j.tiles < 4 * (int64_t)nt) want = 4 * (int64_t)nt;
+    /* few blocks are uneven (F(4x4) on 28x28 or F(2x2) on 14x14: 49 tiles = 16 + 16 + 16 + 1): below 4 per
+     * thread, split the output channels too (each chunk redoes its blocks' input transform, a tenth of the work) */
+    if (nt > 1 && j.tiles < 4 * (int64_t)nt) want = 4 * (int64_t)nt;
     j.msplit = j.tiles >= want ? 1 : ceil_div(want, j.tiles);
     if (j.msplit > mpanels) j.msplit = mpanels;
     j.mc = ceil_div(mpanels, j.msplit) * MR;
