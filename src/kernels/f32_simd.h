@@ -38,9 +38,10 @@ typedef struct ei__f32_dw_plane {
 #define EI_F32_DW3_MAXW 1024 /* widest input row (W + left pad) of the whole-plane 3x3 depthwise kernel */
 
 /* One whole output plane of a 3x3 depthwise convolution, stride 1 or 2 (both axes), no dilation, any padding
- * (pt, pl <= 2, bottom/right any) and input width W + pl <= EI_F32_DW3_MAXW. Each input row is copied once into
- * a small zero-padded ring of 3 rows on the stack (stride 2: split into its even and odd columns), so every tap
- * of every output vector is one plain vector load: no border cases, no per-row calls. */
+ * (pt, pl <= 2, bottom/right any) and input width W + pl <= EI_F32_DW3_MAXW. The template's kernel copies each
+ * input row once into a small zero-padded ring of 3 rows on the stack (stride 2: split into its even and odd
+ * columns), so every tap of every output vector is one plain vector load; the AVX-512 one reads the input rows
+ * directly with masked loads and keeps each loaded row in registers for the output rows that use it. */
 typedef struct ei__f32_dw3 {
   const float *x;   /* input plane H x W */
   const float *w;   /* the channel's 9 taps */
@@ -69,7 +70,8 @@ typedef struct ei__f32_simd {
   void (*dw_plane)(const ei__f32_dw_plane *d, float *y);
   /* y[p] = act(bias + 3x3 taps) for the whole OH x OW plane (ei__f32_dw3). */
   void (*dw3_plane)(const ei__f32_dw3 *d, float *y);
-  int dw3_max_stride; /* the strides (1 .. this) where dw3_plane beats the row kernels */
+  int dw3_max_stride; /* the strides (1 .. this) where dw3_plane beats the row kernels; with 2 it also beats
+                       * dw_plane on small planes (the driver then prefers it for every 3x3 it takes) */
   /* y[ox] = max over the window, ox in [lo, hi). */
   void (*maxpool_row)(const ei__f32_pool_row *p, float *y, int64_t lo, int64_t hi);
   /* im2col of one panel of 16 output pixels: dst[k*16 + t] = src[koff[k] + off[t]] for k < kc, t < cnt, and 0

@@ -1,6 +1,7 @@
-/* Fast float depthwise convolution (group == C == M), f32_dwconv_<isa>: small images with stride 1 and "same"
- * width one whole plane at a time (each tap one shifted masked load of the flat plane); other 3x3 convs with
- * equal strides 1 (any level) or 2 (AVX-512) one whole plane per call of the SIMD table's dw3_plane; else one
+/* Fast float depthwise convolution (group == C == M), f32_dwconv_<isa>: on AVX-512 every 3x3 with equal strides
+ * 1 or 2 one whole plane per call of the SIMD table's dw3_plane; else small images with stride 1 and "same" width
+ * one whole plane at a time (each tap one shifted masked load of the flat plane); other 3x3 convs with equal
+ * strides 1 (any level) one whole plane per dw3_plane call; else one
  * output row at a time, SIMD over the output width for 3x3 and 5x5 kernels with stride 1 or 2
  * (kernels/f32_simd.h), scalar otherwise. Bias and the activation are fused. Weights: [M, kh*kw] as given. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -150,9 +151,12 @@ static int dw_plane_mode(dw_job *j) {
     for (int64_t kj = 0; kj < v->kw; kj++) {
       const int64_t t = ki * v->kw + kj;
       j->off[t] = (ki - v->pt) * v->W + (kj - v->pl);
-      for (int64_t p = 0; p < P; p++) {
-        const int64_t iy = p / v->OW - v->pt + ki, ix = p % v->OW - v->pl + kj;
-        if (iy >= 0 && iy < v->H && ix >= 0 && ix < v->W) j->valid[t][p >> 6] |= 1ull << (p & 63);
+      /* columns ox with 0 <= ox - pl + kj < W, in every row oy with 0 <= oy - pt + ki < H */
+      const int64_t lo = v->pl - kj > 0 ? v->pl - kj : 0, hi = v->W + v->pl - kj < v->OW ? v->W + v->pl - kj : v->OW;
+      for (int64_t oy = 0; oy < v->OH && lo < hi; oy++) {
+        const int64_t iy = oy - v->pt + ki;
+        if (iy < 0 || iy >= v->H) continue;
+        for (int64_t p = oy * v->OW + lo; p < oy * v->OW + hi; p++) j->valid[t][p >> 6] |= 1ull << (p & 63);
       }
     }
   return 1;
@@ -171,14 +175,18 @@ static void dw3_task(void *arg, int64_t p0, int64_t p1) {
   d.pt = v->pt;
   d.pl = v->pl;
   d.S = (int)v->sw;
+  const int64_t C = j->s->C, isz = v->H * v->W, osz = v->OH * v->OW;
+  void (*plane_fn)(const ei__f32_dw3 *, float *) = j->simd->dw3_plane;
+  const int act_after = j->act && !ei__f32_act_in_kernel(j->act);
+  int64_t c = p0 % C; /* channel of the plane, counted along (no division per plane: small planes are ~100 cycles) */
   for (int64_t plane = p0; plane < p1; plane++) {
-    const int64_t c = plane % j->s->C;
-    d.x = j->x + plane * v->H * v->W;
+    d.x = j->x + plane * isz;
     d.w = j->w + c * 9;
     d.bias = j->bias[c];
-    float *yp = j->y + plane * v->OH * v->OW;
-    j->simd->dw3_plane(&d, yp);
-    if (j->act && !ei__f32_act_in_kernel(j->act)) j->simd->act(j->act, yp, v->OH * v->OW);
+    float *yp = j->y + plane * osz;
+    plane_fn(&d, yp);
+    if (act_after) j->simd->act(j->act, yp, osz);
+    if (++c == C) c = 0;
   }
 }
 
@@ -204,6 +212,11 @@ void ei__f32_dwconv_fast(ei__isa isa, const ei__conv_shape *s, const float *x, c
   j.bias = bias;
   j.y = y;
   j.act = act;
+  if (j.simd->dw3_max_stride >= 2 && dw3_mode(&j)) { /* levels whose dw3_plane beats dw_plane on small planes */
+    const int64_t per = v.OH * v.OW * 9 + 1;
+    ei__parallel_for(pool, s->N * s->C, per >= 8192 ? 1 : 8192 / per + 1, dw3_task, &j);
+    return;
+  }
   if (dw_plane_mode(&j)) { /* small planes: faster than dw3 there */
     const int64_t per = v.OH * v.OW * v.kh * v.kw + 1;
     ei__parallel_for(pool, s->N * s->C, per >= 8192 ? 1 : 8192 / per + 1, dw_plane_task, &j);

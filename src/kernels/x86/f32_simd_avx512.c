@@ -56,10 +56,12 @@ static void dw3_plane_avx512(const ei__f32_dw3 *d, float *y);
 #define DW3_MAX_STRIDE 2
 #include "kernels/f32_simd_tmpl.h"
 
-/* ---- whole-plane 3x3 depthwise straight from the input rows (no copies): masked loads at the borders ---- */
-
-/* A row of zeros for the rows in the padding (masked loads read at most 2*MAXW + 48 floats of a row). */
-static const float dw3_zeros[2 * EI_F32_DW3_MAXW + 64];
+/* ---- whole-plane 3x3 depthwise (ei__f32_dw3), straight from the input rows: no copies ----
+ * Each input vector is loaded once (masked loads: columns outside the row read as zero; rows in the padding are
+ * zero vectors or a row of zeros) and kept in registers for every output row that uses it. Rows up to 64 wide:
+ * column strips of 16 outputs walking down the plane (the strip's input rows stay in registers from one output row
+ * to the next); output rows of at most 8 on 8-float vectors. Wider rows: across the whole row, a few output rows
+ * at a time (the input streams in order). */
 
 /* Lanes l of a vector starting at input column c with 0 <= c + l < W. */
 static inline __mmask16 cols_in(int64_t c, int64_t W) {
@@ -68,231 +70,339 @@ static inline __mmask16 cols_in(int64_t c, int64_t W) {
   return (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
 }
 
-/* Stride 1: tap kj of output lane l reads column c + kj + l. */
-#define DW3_S1_ROW(acc, r, wa, wb, wc, c, m0, m1, m2)                               \
-  do {                                                                              \
-    acc = _mm512_fmadd_ps(wa, _mm512_maskz_loadu_ps(m0, at(r, (c))), acc);          \
-    acc = _mm512_fmadd_ps(wb, _mm512_maskz_loadu_ps(m1, at(r, (c) + 1)), acc);      \
-    acc = _mm512_fmadd_ps(wc, _mm512_maskz_loadu_ps(m2, at(r, (c) + 2)), acc);      \
-  } while (0)
-#define DW3_S1_ROW_FULL(acc, r, wa, wb, wc, c)                                      \
-  do {                                                                              \
-    acc = _mm512_fmadd_ps(wa, _mm512_loadu_ps((r) + (c)), acc);                     \
-    acc = _mm512_fmadd_ps(wb, _mm512_loadu_ps((r) + (c) + 1), acc);                 \
-    acc = _mm512_fmadd_ps(wc, _mm512_loadu_ps((r) + (c) + 2), acc);                 \
-  } while (0)
-
-/* Stride 2: columns c + 2l (kj 0), c + 1 + 2l (kj 1), c + 2 + 2l (kj 2) from three loads and three permutes. */
-static inline __attribute__((always_inline)) __m512 dw3_s2_taps(__m512 acc, const float *r, int64_t c, int64_t W,
-                                                                 int full, __m512 wa, __m512 wb, __m512 wc) {
-  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-  __m512 A, B, C;
-  if (full) {
-    A = _mm512_loadu_ps(r + c);
-    B = _mm512_loadu_ps(r + c + 16);
-    C = _mm512_maskz_loadu_ps(1, r + c + 32);
-  } else {
-    A = _mm512_maskz_loadu_ps(cols_in(c, W), at(r, c));
-    B = _mm512_maskz_loadu_ps(cols_in(c + 16, W), at(r, c + 16));
-    C = _mm512_maskz_loadu_ps(cols_in(c + 32, W) & 1, at(r, c + 32));
-  }
-  const __m512 e = _mm512_permutex2var_ps(A, even, B), o = _mm512_permutex2var_ps(A, odd, B);
-  const __m512 e2 = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(C), _mm512_castps_si512(e), 1));
-  acc = _mm512_fmadd_ps(wa, e, acc);
-  acc = _mm512_fmadd_ps(wb, o, acc);
-  return _mm512_fmadd_ps(wc, e2, acc);
-}
-
-static inline void dw3_out(float *y, __m512 v, int64_t n) {
-  if (n >= 16)
-    _mm512_storeu_ps(y, v);
-  else
-    _mm512_mask_storeu_ps(y, lanes((int)n), v);
-}
-
-/* Stride 1 on 8-float vectors: on cores that split 512-bit operations (Zen 4) this issues as many FMAs per cycle,
- * and its unaligned loads cross cache lines half as often as 16-float ones (the loads are what limits). */
 static inline __mmask8 cols_in8(int64_t c, int64_t W) {
   const int64_t a = c < 0 ? -c : 0, b = W - c < 8 ? W - c : 8;
   if (b <= a) return 0;
   return (__mmask8)(((1u << b) - 1) & ~((1u << a) - 1));
 }
 
-static inline __m256 act_vec8(__m256 v, const ei__act *act) {
-  if (!act) return v;
-  switch (act->kind) {
-    case EI_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case EI_ACT_CLIP: return _mm256_min_ps(_mm256_set1_ps(act->beta), _mm256_max_ps(_mm256_set1_ps(act->alpha), v));
-    default: { /* the other kinds through the 16-lane code */
-      const act_regs ar = act_load(act);
-      return _mm512_castps512_ps256(act_vec(_mm512_castps256_ps512(v), &ar));
+/* A row of zeros for the rows in the padding (the row bands read at most W + 16 floats of a row). */
+static const float dw3_zeros[EI_F32_DW3_MAXW + 64];
+
+#define DW3_WIDE 64 /* widest input rows (W) done in column strips */
+
+/* -- stride 2: 16 outputs read input columns c = 2 ox - pl + [0, 33): two masked loads split by two-source permutes
+ * into the even columns (tap 0) and the odd ones (tap 1), and the even ones shifted by one (tap 2, one more load). */
+#define DWS_SETUP                                                                                              \
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);           \
+  const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);            \
+  const int64_t W = d->W, H = d->H, OW = d->OW, OH = d->OH, pt = d->pt;                                      \
+  const float *wt = d->w;                                                                                    \
+  const __m512 w0 = _mm512_set1_ps(wt[0]), w1 = _mm512_set1_ps(wt[1]), w2 = _mm512_set1_ps(wt[2]),          \
+               w3 = _mm512_set1_ps(wt[3]), w4 = _mm512_set1_ps(wt[4]), w5 = _mm512_set1_ps(wt[5]),          \
+               w6 = _mm512_set1_ps(wt[6]), w7 = _mm512_set1_ps(wt[7]), w8 = _mm512_set1_ps(wt[8]);          \
+  const __m512 bias = _mm512_set1_ps(d->bias);                                                               \
+  const act_regs ar = act_load(d->act)
+/* the masks of the 16 outputs from ox */
+#define DWS_MASKS                                                                                              \
+  const int64_t c = 2 * ox - d->pl;                                                                          \
+  const __mmask16 ma = cols_in(c, W), mb = cols_in(c + 16, W), mc = cols_in(c + 32, W) & 1;                 \
+  const __mmask16 ms = OW - ox >= 16 ? (__mmask16)0xffff : lanes((int)(OW - ox))
+/* input row iy split into taps 0, 1, 2 */
+#define DWS_SPLIT(iy, E, O, F)                                                                                 \
+  do {                                                                                                       \
+    if ((iy) >= 0 && (iy) < H) {                                                                             \
+      const float *r_ = d->x + (iy) * W;                                                                     \
+      const __m512 A_ = _mm512_maskz_loadu_ps(ma, at(r_, c)), B_ = _mm512_maskz_loadu_ps(mb, at(r_, c + 16)); \
+      const __m512 C_ = _mm512_maskz_loadu_ps(mc, at(r_, c + 32));                                           \
+      E = _mm512_permutex2var_ps(A_, even, B_);                                                              \
+      O = _mm512_permutex2var_ps(A_, odd, B_);                                                               \
+      F = _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(C_), _mm512_castps_si512(E), 1));     \
+    } else {                                                                                                 \
+      E = O = F = _mm512_setzero_ps();                                                                       \
+    }                                                                                                        \
+  } while (0)
+/* output row oy from the split rows (e0, o0, f0), (e1, ...), (e2, ...) */
+#define DWS_OUT(oy)                                                                                            \
+  do {                                                                                                       \
+    __m512 a = _mm512_fmadd_ps(w0, e0, bias), b = _mm512_mul_ps(w3, e1);                                     \
+    a = _mm512_fmadd_ps(w1, o0, a);                                                                          \
+    b = _mm512_fmadd_ps(w4, o1, b);                                                                          \
+    a = _mm512_fmadd_ps(w2, f0, a);                                                                          \
+    b = _mm512_fmadd_ps(w5, f1, b);                                                                          \
+    a = _mm512_fmadd_ps(w6, e2, a);                                                                          \
+    b = _mm512_fmadd_ps(w7, o2, b);                                                                          \
+    a = _mm512_fmadd_ps(w8, f2, a);                                                                          \
+    _mm512_mask_storeu_ps(y + (oy) * OW + ox, ms, act_vec(_mm512_add_ps(a, b), &ar));                        \
+  } while (0)
+
+/* Column strips: the last input row of an output row is the first of the next one. */
+static void dws_strips(const ei__f32_dw3 *d, float *y) {
+  DWS_SETUP;
+  for (int64_t ox = 0; ox < OW; ox += 16) {
+    DWS_MASKS;
+    __m512 e0, o0, f0, e1, o1, f1, e2, o2, f2;
+    DWS_SPLIT(-pt, e0, o0, f0);
+    for (int64_t oy = 0; oy < OH; oy++) {
+      DWS_SPLIT(2 * oy - pt + 1, e1, o1, f1);
+      DWS_SPLIT(2 * oy - pt + 2, e2, o2, f2);
+      DWS_OUT(oy);
+      e0 = e2, o0 = o2, f0 = f2;
     }
   }
 }
 
-/* The three shifted vectors r[c], r[c+1], r[c+2] of one input row (masked: columns outside [0, W) as zero). */
-#define DW3_LOAD3(v, r, c, masked)                                                   \
-  do {                                                                               \
-    if (masked) {                                                                    \
-      v[0] = _mm256_maskz_loadu_ps(cols_in8((c), W), at(r, (c)));                   \
-      v[1] = _mm256_maskz_loadu_ps(cols_in8((c) + 1, W), at(r, (c) + 1));           \
-      v[2] = _mm256_maskz_loadu_ps(cols_in8((c) + 2, W), at(r, (c) + 2));           \
-    } else {                                                                         \
-      v[0] = _mm256_loadu_ps((r) + (c));                                             \
-      v[1] = _mm256_loadu_ps((r) + (c) + 1);                                         \
-      v[2] = _mm256_loadu_ps((r) + (c) + 2);                                         \
-    }                                                                                \
-  } while (0)
-#define DW3_DOT3(acc, v, wa, wb, wc) \
-  acc = _mm256_fmadd_ps(wc, v[2], _mm256_fmadd_ps(wb, v[1], _mm256_fmadd_ps(wa, v[0], acc)))
+/* Wide rows: two output rows at a time across the row (five input rows split per 16 outputs). */
+static void dws_rows(const ei__f32_dw3 *d, float *y) {
+  DWS_SETUP;
+  for (int64_t oy = 0; oy < OH; oy += 2) {
+    const int64_t iy = 2 * oy - pt;
+    for (int64_t ox = 0; ox < OW; ox += 16) {
+      DWS_MASKS;
+      __m512 e0, o0, f0, e1, o1, f1, e2, o2, f2;
+      DWS_SPLIT(iy, e0, o0, f0);
+      DWS_SPLIT(iy + 1, e1, o1, f1);
+      DWS_SPLIT(iy + 2, e2, o2, f2);
+      DWS_OUT(oy);
+      if (oy + 1 < OH) {
+        e0 = e2, o0 = o2, f0 = f2;
+        DWS_SPLIT(iy + 3, e1, o1, f1);
+        DWS_SPLIT(iy + 4, e2, o2, f2);
+        DWS_OUT(oy + 1);
+      }
+    }
+  }
+}
+#undef DWS_SETUP
+#undef DWS_MASKS
+#undef DWS_SPLIT
+#undef DWS_OUT
 
-static inline void dw3_store8(float *y, __m256 v, int64_t n) {
+/* -- stride 1 -- */
+
+/* Stride 1 in column strips of 16 outputs, straight from the input: each input row's three shifted vectors of a
+ * strip are loaded once (masked: zero outside the row) and kept in registers for the three output rows using them. */
+static void dwd_strips(const ei__f32_dw3 *d, float *y) {
+  const int64_t W = d->W, H = d->H, OW = d->OW, OH = d->OH, pt = d->pt;
+  const float *wt = d->w;
+  const __m512 w0 = _mm512_set1_ps(wt[0]), w1 = _mm512_set1_ps(wt[1]), w2 = _mm512_set1_ps(wt[2]),
+               w3 = _mm512_set1_ps(wt[3]), w4 = _mm512_set1_ps(wt[4]), w5 = _mm512_set1_ps(wt[5]),
+               w6 = _mm512_set1_ps(wt[6]), w7 = _mm512_set1_ps(wt[7]), w8 = _mm512_set1_ps(wt[8]);
+  const __m512 bias = _mm512_set1_ps(d->bias);
+  const act_regs ar = act_load(d->act);
+  for (int64_t ox = 0; ox < OW; ox += 16) {
+    const int64_t c = ox - d->pl;
+    const __mmask16 m0 = cols_in(c, W), m1 = cols_in(c + 1, W), m2 = cols_in(c + 2, W);
+    const __mmask16 ms = OW - ox >= 16 ? (__mmask16)0xffff : lanes((int)(OW - ox));
+#define DWD_LOAD(iy, A, B, C)                                                                                   \
+  do {                                                                                                          \
+    if ((iy) >= 0 && (iy) < H) {                                                                                \
+      const float *r_ = d->x + (iy) * W;                                                                        \
+      A = _mm512_maskz_loadu_ps(m0, at(r_, c));                                                                 \
+      B = _mm512_maskz_loadu_ps(m1, at(r_, c + 1));                                                             \
+      C = _mm512_maskz_loadu_ps(m2, at(r_, c + 2));                                                             \
+    } else {                                                                                                    \
+      A = B = C = _mm512_setzero_ps();                                                                          \
+    }                                                                                                           \
+  } while (0)
+    __m512 a0, b0, c0, a1, b1, c1, a2, b2, c2;
+    DWD_LOAD(-pt, a0, b0, c0);
+    DWD_LOAD(1 - pt, a1, b1, c1);
+    for (int64_t oy = 0; oy < OH; oy++) {
+      DWD_LOAD(oy + 2 - pt, a2, b2, c2);
+      __m512 a = _mm512_fmadd_ps(w0, a0, bias), b = _mm512_mul_ps(w3, a1);
+      a = _mm512_fmadd_ps(w1, b0, a);
+      b = _mm512_fmadd_ps(w4, b1, b);
+      a = _mm512_fmadd_ps(w2, c0, a);
+      b = _mm512_fmadd_ps(w5, c1, b);
+      a = _mm512_fmadd_ps(w6, a2, a);
+      b = _mm512_fmadd_ps(w7, b2, b);
+      a = _mm512_fmadd_ps(w8, c2, a);
+      _mm512_mask_storeu_ps(y + oy * OW + ox, ms, act_vec(_mm512_add_ps(a, b), &ar));
+      a0 = a1, b0 = b1, c0 = c1;
+      a1 = a2, b1 = b2, c1 = c2;
+    }
+#undef DWD_LOAD
+  }
+}
+
+/* Wide rows: three output rows at a time across the row on 8-float vectors (as fast as 16-float ones for FMAs on
+ * Zen 4, and their unaligned loads cross cache lines half as often). */
+
+/* The in-kernel activations (as act_vec) on 8 floats. */
+typedef struct act8 {
+  int kind;
+  __m256 a, b;
+} act8;
+
+static inline act8 act8_load(const ei__act *a) {
+  act8 r;
+  r.kind = a ? (int)a->kind : EI_ACT_NONE;
+  r.a = _mm256_set1_ps(a ? a->alpha : 0.f);
+  r.b = _mm256_set1_ps(a ? a->beta : 0.f);
+  return r;
+}
+
+static inline __attribute__((always_inline)) __m256 act8_vec(__m256 v, const act8 *r) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.f);
+  switch (r->kind) {
+    case EI_ACT_RELU: return _mm256_max_ps(v, zero);
+    case EI_ACT_CLIP: return _mm256_min_ps(r->b, _mm256_max_ps(r->a, v));
+    case EI_ACT_LEAKYRELU:
+      return _mm256_mask_blend_ps(_mm256_cmp_ps_mask(v, zero, _CMP_GE_OQ), _mm256_mul_ps(v, r->a), v);
+    case EI_ACT_HARDSIGMOID: return _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_fmadd_ps(v, r->a, r->b)));
+    case EI_ACT_HARDSWISH:
+      return _mm256_mul_ps(
+          v, _mm256_min_ps(one, _mm256_max_ps(zero, _mm256_fmadd_ps(v, _mm256_set1_ps(1.f / 6.f),
+                                                                    _mm256_set1_ps(0.5f)))));
+    default: return v;
+  }
+}
+
+static inline void dwp_store8(float *y, __m256 v, int64_t n) {
   if (n >= 8)
     _mm256_storeu_ps(y, v);
   else
     _mm256_mask_storeu_ps(y, (__mmask8)((1u << n) - 1), v);
 }
 
-/* Output rows oy and oy + 1 (two == 1) or oy alone from input rows r0..r3: each input row's vectors are loaded
- * once for both output rows (12 loads for 18 FMAs instead of 18). */
-static inline __attribute__((always_inline)) void dw3_s1_pair(const int two, const float *r0, const float *r1,
-                                                               const float *r2, const float *r3, float *y0,
-                                                               float *y1, int64_t OW, int64_t W, int64_t pl,
-                                                               int64_t v_lo, int64_t v_hi, const float *wt,
-                                                               float b, const ei__act *act) {
-  const __m256 bias = _mm256_set1_ps(b);
-  const __m256 w0 = _mm256_set1_ps(wt[0]), w1 = _mm256_set1_ps(wt[1]), w2 = _mm256_set1_ps(wt[2]),
-               w3 = _mm256_set1_ps(wt[3]), w4 = _mm256_set1_ps(wt[4]), w5 = _mm256_set1_ps(wt[5]),
-               w6 = _mm256_set1_ps(wt[6]), w7 = _mm256_set1_ps(wt[7]), w8 = _mm256_set1_ps(wt[8]);
-  for (int64_t ox = 0; ox < OW; ox += 8) {
-    const int64_t v = ox / 8, c = ox - pl;
-    const int masked = v < v_lo || v >= v_hi;
-    __m256 L0[3], L1[3], L2[3], L3[3];
-    DW3_LOAD3(L0, r0, c, masked);
-    DW3_LOAD3(L1, r1, c, masked);
-    DW3_LOAD3(L2, r2, c, masked);
-    __m256 a0 = bias, a1 = _mm256_setzero_ps(), a2 = a1;
-    DW3_DOT3(a0, L0, w0, w1, w2);
-    DW3_DOT3(a1, L1, w3, w4, w5);
-    DW3_DOT3(a2, L2, w6, w7, w8);
-    dw3_store8(y0 + ox, act_vec8(_mm256_add_ps(_mm256_add_ps(a0, a1), a2), act), OW - ox);
-    if (two) {
-      DW3_LOAD3(L3, r3, c, masked);
-      __m256 b0 = bias, b1 = _mm256_setzero_ps(), b2 = b1;
-      DW3_DOT3(b0, L1, w0, w1, w2);
-      DW3_DOT3(b1, L2, w3, w4, w5);
-      DW3_DOT3(b2, L3, w6, w7, w8);
-      dw3_store8(y1 + ox, act_vec8(_mm256_add_ps(_mm256_add_ps(b0, b1), b2), act), OW - ox);
+/* Stride 1 straight from the input rows (no copy): R output rows from input rows rows[0 .. R+1] (zero rows in the
+ * padding); vector ox reads columns ox - pl + [0, 10): masked loads when some are outside [0, W). */
+static inline __attribute__((always_inline)) void dwd_vec(const int R, const int masked, const float *const *rows,
+                                                          int64_t c, int64_t W, const __m256 *w, __m256 bias,
+                                                          const act8 *ar, float *y, int64_t OW, int64_t ox) {
+  __m256 acc[3], acc2[3];
+  __mmask8 m0 = 0xff, m1 = 0xff, m2 = 0xff;
+  if (masked) m0 = cols_in8(c, W), m1 = cols_in8(c + 1, W), m2 = cols_in8(c + 2, W);
+#pragma GCC unroll 3
+  for (int r = 0; r < R; r++) {
+    acc[r] = bias;
+    acc2[r] = _mm256_setzero_ps();
+  }
+#pragma GCC unroll 5
+  for (int k = 0; k < R + 2; k++) {
+    __m256 l0, l1, l2;
+    if (masked) {
+      l0 = _mm256_maskz_loadu_ps(m0, at(rows[k], c));
+      l1 = _mm256_maskz_loadu_ps(m1, at(rows[k], c + 1));
+      l2 = _mm256_maskz_loadu_ps(m2, at(rows[k], c + 2));
+    } else {
+      l0 = _mm256_loadu_ps(rows[k] + c);
+      l1 = _mm256_loadu_ps(rows[k] + c + 1);
+      l2 = _mm256_loadu_ps(rows[k] + c + 2);
     }
+    __asm__("" : "+v"(l0), "+v"(l1), "+v"(l2)); /* one load each, not one folded into every FMA */
+#pragma GCC unroll 3
+    for (int r = 0; r < R; r++) {
+      const int ki = k - r;
+      if (ki < 0 || ki > 2) continue;
+      if (ki == 1) {
+        acc2[r] = _mm256_fmadd_ps(w[3], l0, acc2[r]);
+        acc2[r] = _mm256_fmadd_ps(w[4], l1, acc2[r]);
+        acc2[r] = _mm256_fmadd_ps(w[5], l2, acc2[r]);
+      } else {
+        acc[r] = _mm256_fmadd_ps(w[3 * ki], l0, acc[r]);
+        acc[r] = _mm256_fmadd_ps(w[3 * ki + 1], l1, acc[r]);
+        acc[r] = _mm256_fmadd_ps(w[3 * ki + 2], l2, acc[r]);
+      }
+    }
+  }
+#pragma GCC unroll 3
+  for (int r = 0; r < R; r++) dwp_store8(y + r * OW + ox, act8_vec(_mm256_add_ps(acc[r], acc2[r]), ar), OW - ox);
+}
+
+static inline __attribute__((always_inline)) void dwd_band(const int R, const float *const *rows, int64_t W,
+                                                           int64_t pl, const __m256 *w, __m256 bias,
+                                                           const act8 *ar, float *y, int64_t OW) {
+  int64_t ox = 0;
+  for (; ox < OW && ox < pl; ox += 8) dwd_vec(R, 1, rows, ox - pl, W, w, bias, ar, y, OW, ox);
+  for (; ox < OW && ox - pl + 9 < W; ox += 8) dwd_vec(R, 0, rows, ox - pl, W, w, bias, ar, y, OW, ox);
+  for (; ox < OW; ox += 8) dwd_vec(R, 1, rows, ox - pl, W, w, bias, ar, y, OW, ox);
+}
+
+static void dwd_plane(const ei__f32_dw3 *d, float *y) {
+  __m256 w[9];
+  for (int t = 0; t < 9; t++) w[t] = _mm256_set1_ps(d->w[t]);
+  const __m256 bias = _mm256_set1_ps(d->bias);
+  const act8 ar = act8_load(d->act);
+  const int64_t OH = d->OH, OW = d->OW, W = d->W;
+  int64_t oy = 0;
+  const float *rows[5];
+  for (; oy < OH; oy += 3) {
+    for (int k = 0; k < 5; k++) {
+      const int64_t iy = oy - d->pt + k;
+      rows[k] = iy >= 0 && iy < d->H ? d->x + iy * W : dw3_zeros + 32;
+    }
+    if (oy + 3 <= OH)
+      dwd_band(3, rows, W, d->pl, w, bias, &ar, y + oy * OW, OW);
+    else if (oy + 2 == OH)
+      dwd_band(2, rows, W, d->pl, w, bias, &ar, y + oy * OW, OW);
+    else
+      dwd_band(1, rows, W, d->pl, w, bias, &ar, y + oy * OW, OW);
   }
 }
 
-static void dw3_s1_rows8(const ei__f32_dw3 *d, float *y) {
-  const int64_t W = d->W, OW = d->OW, pl = d->pl;
-  /* vectors [v_lo, v_hi) have every tap inside the row: ox - pl >= 0 and ox + 7 - pl + 2 <= W - 1 */
-  const int64_t v_lo = (pl + 7) / 8;
-  int64_t v_hi = W - 10 + pl >= 0 ? (W - 10 + pl) / 8 + 1 : 0;
-  if (v_hi > OW / 8) v_hi = OW / 8;
-  for (int64_t oy = 0; oy < d->OH; oy += 2) {
-    const float *r[4];
-    for (int ki = 0; ki < 4; ki++) {
-      const int64_t iy = oy - d->pt + ki;
-      r[ki] = iy >= 0 && iy < d->H ? d->x + iy * W : dw3_zeros + 32;
+/* -- narrow planes (OW <= 8): the column strip on 8-float vectors (2 FMAs per cycle on Zen 4 against one 16-float
+ * FMA, and half the lanes of a 16-float vector would be idle) -- */
+static inline __attribute__((always_inline)) void dw3_narrow_s(const int S, const ei__f32_dw3 *d, float *y) {
+  const int64_t W = d->W, H = d->H, OW = d->OW, OH = d->OH, pt = d->pt, c = -d->pl;
+  __m256 w[9];
+  for (int t = 0; t < 9; t++) w[t] = _mm256_set1_ps(d->w[t]);
+  const __m256 bias = _mm256_set1_ps(d->bias);
+  const act8 ar = act8_load(d->act);
+  const __mmask8 ms = (__mmask8)((1u << OW) - 1);
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), odd = _mm256_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15);
+  /* stride 1: taps at columns c, c + 1, c + 2; stride 2: columns c .. c + 16 split as in dws_strips */
+  const __mmask8 m0 = cols_in8(c, W), m1 = S == 1 ? cols_in8(c + 1, W) : cols_in8(c + 8, W),
+                 m2 = S == 1 ? cols_in8(c + 2, W) : cols_in8(c + 16, W) & 1;
+#define DWN_ROW(iy, A, B, C)                                                                                   \
+  do {                                                                                                       \
+    if ((iy) >= 0 && (iy) < H) {                                                                             \
+      const float *r_ = d->x + (iy) * W;                                                                     \
+      if (S == 1) {                                                                                          \
+        A = _mm256_maskz_loadu_ps(m0, at(r_, c));                                                            \
+        B = _mm256_maskz_loadu_ps(m1, at(r_, c + 1));                                                        \
+        C = _mm256_maskz_loadu_ps(m2, at(r_, c + 2));                                                        \
+      } else {                                                                                               \
+        const __m256 a_ = _mm256_maskz_loadu_ps(m0, at(r_, c)), b_ = _mm256_maskz_loadu_ps(m1, at(r_, c + 8)); \
+        const __m256 t_ = _mm256_maskz_loadu_ps(m2, at(r_, c + 16));                                         \
+        A = _mm256_permutex2var_ps(a_, even, b_);                                                            \
+        B = _mm256_permutex2var_ps(a_, odd, b_);                                                             \
+        C = _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(t_), _mm256_castps_si256(A), 1));   \
+      }                                                                                                      \
+    } else {                                                                                                 \
+      A = B = C = _mm256_setzero_ps();                                                                       \
+    }                                                                                                        \
+  } while (0)
+  __m256 a0, b0, c0, a1 = _mm256_setzero_ps(), b1 = a1, c1 = a1, a2, b2, c2;
+  DWN_ROW(-pt, a0, b0, c0);
+  if (S == 1) DWN_ROW(1 - pt, a1, b1, c1);
+  for (int64_t oy = 0; oy < OH; oy++) {
+    const int64_t iy = S * oy - pt;
+    if (S == 2) DWN_ROW(iy + 1, a1, b1, c1);
+    DWN_ROW(iy + 2, a2, b2, c2);
+    __m256 a = _mm256_fmadd_ps(w[0], a0, bias), b = _mm256_mul_ps(w[3], a1);
+    a = _mm256_fmadd_ps(w[1], b0, a);
+    b = _mm256_fmadd_ps(w[4], b1, b);
+    a = _mm256_fmadd_ps(w[2], c0, a);
+    b = _mm256_fmadd_ps(w[5], c1, b);
+    a = _mm256_fmadd_ps(w[6], a2, a);
+    b = _mm256_fmadd_ps(w[7], b2, b);
+    a = _mm256_fmadd_ps(w[8], c2, a);
+    _mm256_mask_storeu_ps(y + oy * OW, ms, act8_vec(_mm256_add_ps(a, b), &ar));
+    if (S == 1) {
+      a0 = a1, b0 = b1, c0 = c1;
+      a1 = a2, b1 = b2, c1 = c2;
+    } else {
+      a0 = a2, b0 = b2, c0 = c2;
     }
-    if (oy + 1 < d->OH)
-      dw3_s1_pair(1, r[0], r[1], r[2], r[3], y + oy * OW, y + (oy + 1) * OW, OW, W, pl, v_lo, v_hi, d->w, d->bias,
-                  d->act);
-    else
-      dw3_s1_pair(0, r[0], r[1], r[2], r[3], y + oy * OW, NULL, OW, W, pl, v_lo, v_hi, d->w, d->bias, d->act);
   }
+#undef DWN_ROW
+}
+
+static void dw3_narrow(const ei__f32_dw3 *d, float *y) {
+  if (d->S == 1)
+    dw3_narrow_s(1, d, y);
+  else
+    dw3_narrow_s(2, d, y);
 }
 
 static void dw3_plane_avx512(const ei__f32_dw3 *d, float *y) {
-  if (d->S == 1) {
-    dw3_s1_rows8(d, y);
-    return;
-  }
-  const int64_t W = d->W, OW = d->OW, pl = d->pl;
-  const act_regs ar = act_load(d->act);
-  const __m512 bias = _mm512_set1_ps(d->bias);
-  const __m512 w0 = _mm512_set1_ps(d->w[0]), w1 = _mm512_set1_ps(d->w[1]), w2 = _mm512_set1_ps(d->w[2]),
-               w3 = _mm512_set1_ps(d->w[3]), w4 = _mm512_set1_ps(d->w[4]), w5 = _mm512_set1_ps(d->w[5]),
-               w6 = _mm512_set1_ps(d->w[6]), w7 = _mm512_set1_ps(d->w[7]), w8 = _mm512_set1_ps(d->w[8]);
-  for (int64_t oy = 0; oy < d->OH; oy++) {
-    const float *r[3];
-    for (int ki = 0; ki < 3; ki++) {
-      const int64_t iy = oy * d->S - d->pt + ki;
-      r[ki] = iy >= 0 && iy < d->H ? d->x + iy * W : dw3_zeros + 32;
-    }
-    const float *r0 = r[0], *r1 = r[1], *r2 = r[2];
-    float *yr = y + oy * OW;
-    int64_t ox = 0;
-    if (d->S == 1) {
-      /* columns of vector ox: ox - pl + [0, 18); full when inside [0, W) */
-      for (; ox < OW && (ox - pl < 0 || ox - pl + 17 >= W); ox += 16) { /* left border (or a narrow row) */
-        const int64_t c = ox - pl;
-        const __mmask16 m0 = cols_in(c, W), m1 = cols_in(c + 1, W), m2 = cols_in(c + 2, W);
-        __m512 a = bias;
-        DW3_S1_ROW(a, r0, w0, w1, w2, c, m0, m1, m2);
-        DW3_S1_ROW(a, r1, w3, w4, w5, c, m0, m1, m2);
-        DW3_S1_ROW(a, r2, w6, w7, w8, c, m0, m1, m2);
-        dw3_out(yr + ox, act_vec(a, &ar), OW - ox);
-        if (ox - pl >= 0) break; /* right border reached: the tail loop below finishes the row */
-      }
-      if (ox < OW && ox - pl >= 0 && ox - pl + 17 >= W) ox += 16; /* done by the border loop */
-      for (; ox + 48 < OW && ox + 48 - pl + 17 < W; ox += 64) {
-        const int64_t c = ox - pl;
-        __m512 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-        DW3_S1_ROW_FULL(a0, r0, w0, w1, w2, c);
-        DW3_S1_ROW_FULL(a1, r0, w0, w1, w2, c + 16);
-        DW3_S1_ROW_FULL(a2, r0, w0, w1, w2, c + 32);
-        DW3_S1_ROW_FULL(a3, r0, w0, w1, w2, c + 48);
-        DW3_S1_ROW_FULL(a0, r1, w3, w4, w5, c);
-        DW3_S1_ROW_FULL(a1, r1, w3, w4, w5, c + 16);
-        DW3_S1_ROW_FULL(a2, r1, w3, w4, w5, c + 32);
-        DW3_S1_ROW_FULL(a3, r1, w3, w4, w5, c + 48);
-        DW3_S1_ROW_FULL(a0, r2, w6, w7, w8, c);
-        DW3_S1_ROW_FULL(a1, r2, w6, w7, w8, c + 16);
-        DW3_S1_ROW_FULL(a2, r2, w6, w7, w8, c + 32);
-        DW3_S1_ROW_FULL(a3, r2, w6, w7, w8, c + 48);
-        _mm512_storeu_ps(yr + ox, act_vec(a0, &ar));
-        _mm512_storeu_ps(yr + ox + 16, act_vec(a1, &ar));
-        _mm512_storeu_ps(yr + ox + 32, act_vec(a2, &ar));
-        _mm512_storeu_ps(yr + ox + 48, act_vec(a3, &ar));
-      }
-      for (; ox < OW; ox += 16) {
-        const int64_t c = ox - pl;
-        __m512 a = bias;
-        if (c >= 0 && c + 17 < W && ox + 16 <= OW) {
-          DW3_S1_ROW_FULL(a, r0, w0, w1, w2, c);
-          DW3_S1_ROW_FULL(a, r1, w3, w4, w5, c);
-          DW3_S1_ROW_FULL(a, r2, w6, w7, w8, c);
-        } else {
-          const __mmask16 m0 = cols_in(c, W), m1 = cols_in(c + 1, W), m2 = cols_in(c + 2, W);
-          DW3_S1_ROW(a, r0, w0, w1, w2, c, m0, m1, m2);
-          DW3_S1_ROW(a, r1, w3, w4, w5, c, m0, m1, m2);
-          DW3_S1_ROW(a, r2, w6, w7, w8, c, m0, m1, m2);
-        }
-        dw3_out(yr + ox, act_vec(a, &ar), OW - ox);
-      }
-    } else {
-      for (; ox < OW; ox += 16) {
-        const int64_t c = 2 * ox - pl;
-        const int full = c >= 0 && c + 32 < W;
-        __m512 a0 = bias, a1 = _mm512_setzero_ps(), a2 = a1;
-        if (full) {
-          a0 = dw3_s2_taps(a0, r0, c, W, 1, w0, w1, w2);
-          a1 = dw3_s2_taps(a1, r1, c, W, 1, w3, w4, w5);
-          a2 = dw3_s2_taps(a2, r2, c, W, 1, w6, w7, w8);
-        } else {
-          a0 = dw3_s2_taps(a0, r0, c, W, 0, w0, w1, w2);
-          a1 = dw3_s2_taps(a1, r1, c, W, 0, w3, w4, w5);
-          a2 = dw3_s2_taps(a2, r2, c, W, 0, w6, w7, w8);
-        }
-        const __m512 a = _mm512_add_ps(_mm512_add_ps(a0, a1), a2);
-        dw3_out(yr + ox, act_vec(a, &ar), OW - ox);
-      }
-    }
-  }
+  if (d->OH <= 0 || d->OW <= 0) return;
+  if (d->OW <= 8)
+    dw3_narrow(d, y);
+  else if (d->S == 1)
+    d->W <= DW3_WIDE ? dwd_strips(d, y) : dwd_plane(d, y);
+  else
+    d->W <= DW3_WIDE ? dws_strips(d, y) : dws_rows(d, y);
 }
