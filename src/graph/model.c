@@ -262,7 +262,9 @@ int64_t ei_session_planned_traffic_bytes(const ei_session *s) {
     const ei__node *n = &g->nodes[i];
     if (p->skip[i] || (n->op->flags & EI_OPF_ALIAS)) continue; /* folded at plan time, or a view: no bytes move */
     const ei__tensor *io = &p->node_io[p->node_io_start[i]];
-    for (int k = 0; k < n->nin + n->nout; k++) total += value_bytes(&io[k]);
+    for (int k = 0; k < n->nin + n->nout; k++)
+      if (k >= n->nin || k >= 32 || !((n->packed_inputs >> k) & 1)) total += value_bytes(&io[k]);
+    total += (int64_t)n->params_bytes; /* packed weights: what the kernel reads (Winograd: 16/9 or 4x the raw) */
   }
   return total;
 }
