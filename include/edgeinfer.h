@@ -104,6 +104,12 @@ int ei_threadpool_size(const ei_threadpool *p);
  * fills up to cap and returns the count (0 for NULL or a 1-thread pool). For per-thread counters
  * (perf_event_open). */
 int ei_threadpool_thread_ids(const ei_threadpool *p, int *tids, int cap);
+/* A run is coming soon (e.g. a server saw a request arrive): until ns nanoseconds from now (at most 10 ms) the
+ * pool's idle workers poll, yielding the CPU between polls (sched_yield), instead of sleeping on a futex, and the
+ * ones asleep are woken, so that the run's first parallel region does not wait for their wake-up. A later call
+ * extends the hold; ns = 0 ends it at once. Bounded: when it ends, idle workers sleep again. Any thread; NULL or a
+ * 1-thread pool: nothing. Never needed for correctness. */
+void ei_threadpool_hold(ei_threadpool *p, uint64_t ns);
 void ei_threadpool_destroy(ei_threadpool *p);
 
 /* ---- model ---- */
@@ -177,9 +183,10 @@ typedef struct ei_plan_stats {
 /* Stats of the current plan (after ei_session_plan or run). */
 ei_status ei_session_plan_stats(const ei_session *s, ei_plan_stats *st);
 /* An estimate of the memory traffic of one run of the current plan, in bytes: over every node that runs (nodes
- * folded at plan time and views such as Reshape excluded), the bytes of each input it reads (activations,
- * weights and constants, by their planned type and shape) plus the bytes of each output it writes. Caches,
- * packing and im2col scratch are not modelled. -1 when nothing is planned. */
+ * folded at plan time and views such as Reshape excluded), the bytes of each input it reads (activations and
+ * constants by their planned type and shape; weights packed at load by the bytes of their packed form, e.g. the
+ * Winograd-transformed matrices) plus the bytes of each output it writes. Caches and im2col scratch are not
+ * modelled. -1 when nothing is planned. */
 int64_t ei_session_planned_traffic_bytes(const ei_session *s);
 
 /* Run with inputs in model order. Plans first if the shapes are new. outputs[0..noutputs) receive views in

@@ -5,6 +5,9 @@
  *  3. oversubscription: the whole process pinned to one CPU, a model (argv[1], optional) run with a 2-thread pool
  *     gives the same outputs as with 1 thread, and the counters add up (every chunk run once, by the caller or
  *     the worker). How long that takes is bench/'s business (`taskset -c 0 edgeinfer bench --threads 2`).
+ *  4. ei_threadpool_hold: a no-op on NULL and 1-thread pools; regions run exactly once while a hold lasts; a
+ *     hold wakes a sleeping worker, and the worker sleeps again once it ends (ns = 0 at once; a request for 10 s is
+ *     capped at 10 ms: the test waits up to 5 s for the worker's next sleep).
  * Usage: test_threadpool [MODEL.onnx] */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -15,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "edgeinfer.h"
@@ -234,9 +238,57 @@ static void test_oversubscribed_model(const char *path) {
   free(y2);
 }
 
+/* ---- 4. hold ---- */
+
+/* Waits (yielding, at most ~5 s) until the pool's workers have gone to sleep more than `than` times. */
+static int worker_slept(ei_threadpool *pool, uint64_t than) {
+  for (long i = 0; i < 5000000; i++) {
+    ei__pool_stats st;
+    ei__threadpool_stats(pool, &st);
+    if (st.worker_sleeps > than) return 1;
+    if (i % 64 == 63) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+      i += 999;
+    } else {
+      sched_yield();
+    }
+  }
+  return 0;
+}
+
+static void test_hold(void) {
+  ei_threadpool_hold(NULL, 1000000); /* no-ops */
+  char err[256];
+  ei_threadpool *one = NULL, *pool = NULL;
+  CHECK(ei_threadpool_create(1, NULL, 0, &one, err, sizeof err) == EI_OK, "create: %s", err);
+  ei_threadpool_hold(one, 1000000);
+  ei_threadpool_destroy(one);
+  CHECK(ei_threadpool_create(2, NULL, 0, &pool, err, sizeof err) == EI_OK, "create: %s", err);
+  if (!pool) return;
+  _Atomic int64_t total = 0;
+  ei__parallel_for(pool, 1000, 1, count_range, &total);
+  ei__pool_stats st;
+  ei__threadpool_stats(pool, &st);
+  CHECK(worker_slept(pool, st.worker_sleeps), "an idle worker goes to sleep");
+  ei__threadpool_stats(pool, &st);
+  const uint64_t s0 = st.worker_sleeps;
+  ei_threadpool_hold(pool, 10ull * 1000000000ull); /* capped at 10 ms */
+  for (int r = 0; r < 50; r++) ei__parallel_for(pool, 1000, 1, count_range, &total);
+  CHECK(atomic_load(&total) == 51 * 1000, "regions during a hold: %lld indices", (long long)atomic_load(&total));
+  CHECK(worker_slept(pool, s0), "the worker sleeps again after a capped hold");
+  ei__threadpool_stats(pool, &st);
+  const uint64_t s1 = st.worker_sleeps;
+  ei_threadpool_hold(pool, 5000000);
+  ei_threadpool_hold(pool, 0);
+  CHECK(worker_slept(pool, s1), "the worker sleeps again after hold(0)");
+  ei_threadpool_destroy(pool);
+}
+
 int main(int argc, char **argv) {
   test_coverage();
   test_absent_worker();
+  test_hold();
   if (argc > 1) test_oversubscribed_model(argv[1]);
   if (failures) {
     fprintf(stderr, "%d failure(s)\n", failures);

@@ -42,9 +42,10 @@ uint64_t ei__now_ns(void);
 typedef void (*ei__range_fn)(void *arg, int64_t begin, int64_t end);
 void ei__parallel_for(ei_threadpool *pool, int64_t n, int64_t min_chunk, ei__range_fn fn, void *arg);
 /* Counters since the pool was made (tests/test_threadpool.c): parallel regions, their chunks, chunks run by the
- * caller and by workers, times the caller slept waiting for a chunk a worker had claimed. */
+ * caller and by workers, times the caller slept waiting for a chunk a worker had claimed, times a worker went to
+ * sleep on the futex (idle). */
 typedef struct ei__pool_stats {
-  uint64_t regions, chunks, caller_chunks, worker_chunks, caller_sleeps;
+  uint64_t regions, chunks, caller_chunks, worker_chunks, caller_sleeps, worker_sleeps;
 } ei__pool_stats;
 void ei__threadpool_stats(const ei_threadpool *pool, ei__pool_stats *s);
 /* Test hook: hook(arg, worker) runs on a worker (worker = 1) when it wakes for a region, before it claims any

@@ -18,6 +18,11 @@
  *    ~SPIN_NS and then sleeps on a futex: no yield there, since on a busy machine a yield can hand the CPU to
  *    another process for a whole time slice, while a futex wake-up gets the CPU back quickly. Futex wakes are only
  *    issued when somebody sleeps (counted), so a busy region costs no system call. An idle pool burns no CPU.
+ *  - A hold (ei_threadpool_hold: a server that sees a request arrive and knows a run follows) keeps idle workers
+ *    polling with sched_yield instead of sleeping, until a deadline at most HOLD_MAX_NS away, and wakes the ones
+ *    asleep (a futex wake on `post` without changing it: a woken worker finds the hold and polls). So the first
+ *    region of that run finds its workers awake instead of paying a futex wake-up (tens of microseconds, more on a
+ *    VM whose idle vCPU halted). Bounded: when the deadline passes, the workers sleep again.
  * Counters (ei__threadpool_stats) and a test hook (ei__threadpool_set_test_hook) let tests check this without
  * timing (tests/test_threadpool.c). */
 #include <errno.h>
@@ -33,6 +38,7 @@
 
 #define SPIN_NS 4000u    /* pure polling */
 #define YIELD_NS 100000u /* then polling with sched_yield, then futex sleep */
+#define HOLD_MAX_NS 10000000ull /* ei_threadpool_hold's bound: 10 ms */
 #define CHUNKS_PER_THREAD 4
 #define MAX_CHUNKS 0xffff
 
@@ -47,6 +53,7 @@ struct ei_threadpool {
   _Atomic int stop;
   _Atomic uint32_t post;       /* futex word: bumped for every region and at shutdown */
   _Atomic uint32_t sleepers;   /* workers asleep (or going to sleep) on post */
+  _Atomic uint64_t hold_until; /* ei_threadpool_hold: idle workers poll instead of sleeping until then (ns) */
   _Atomic uint32_t ticket_next, ticket_serving; /* FIFO admission of callers */
   _Atomic uint32_t ticket_sleepers;
   /* current region */
@@ -58,7 +65,7 @@ struct ei_threadpool {
   void *arg;
   int64_t n, chunk;
   /* statistics and test hook */
-  _Atomic uint64_t st_regions, st_chunks, st_caller_chunks, st_worker_chunks, st_caller_sleeps;
+  _Atomic uint64_t st_regions, st_chunks, st_caller_chunks, st_worker_chunks, st_caller_sleeps, st_worker_sleeps;
   void (*hook)(void *hook_arg, int worker);
   void *hook_arg;
 };
@@ -102,6 +109,54 @@ static void wait_change(_Atomic uint32_t *addr, uint32_t val, _Atomic uint32_t *
   atomic_fetch_sub(sleepers, 1);
 }
 
+/* Polls (pause, then sched_yield) until *addr != val or the monotonic clock reaches *until; 1 if it changed. */
+static int poll_until(_Atomic uint32_t *addr, uint32_t val, _Atomic uint64_t *until) {
+  for (;;) {
+    for (int k = 0; k < 8; k++) {
+      if (atomic_load_explicit(addr, memory_order_acquire) != val) return 1;
+      cpu_relax();
+    }
+    if (ei__now_ns() >= atomic_load_explicit(until, memory_order_relaxed)) return 0;
+    sched_yield();
+  }
+}
+
+/* A worker waits until post != seen: bounded polling, then (while a hold lasts) polling with sched_yield, then a
+ * futex sleep, counted in sleepers (so that a region's poster and ei_threadpool_hold know to wake it). A wake-up
+ * that leaves post unchanged (a hold began, or a spurious one) starts the polling again. */
+static void worker_wait(ei_threadpool *p, uint32_t seen) {
+  for (;;) {
+    if (poll_change(&p->post, seen, YIELD_NS)) return;
+    if (ei__now_ns() < atomic_load(&p->hold_until) && poll_until(&p->post, seen, &p->hold_until)) return;
+    atomic_fetch_add(&p->sleepers, 1);
+    /* a hold that began after the check above: ei_threadpool_hold stores its deadline before it reads sleepers */
+    if (ei__now_ns() < atomic_load(&p->hold_until)) {
+      atomic_fetch_sub(&p->sleepers, 1);
+      continue;
+    }
+    if (atomic_load(&p->post) == seen) {
+      atomic_fetch_add_explicit(&p->st_worker_sleeps, 1, memory_order_relaxed);
+      futex_wait(&p->post, seen);
+    }
+    atomic_fetch_sub(&p->sleepers, 1);
+    if (atomic_load(&p->post) != seen) return;
+  }
+}
+
+void ei_threadpool_hold(ei_threadpool *p, uint64_t ns) {
+  if (!p || p->nthreads == 1) return;
+  if (ns == 0) {
+    atomic_store(&p->hold_until, 0);
+    return;
+  }
+  if (ns > HOLD_MAX_NS) ns = HOLD_MAX_NS;
+  const uint64_t until = ei__now_ns() + ns;
+  uint64_t cur = atomic_load(&p->hold_until);
+  while (cur < until && !atomic_compare_exchange_weak(&p->hold_until, &cur, until)) {
+  }
+  if (atomic_load(&p->sleepers)) futex_wake(&p->post, INT32_MAX);
+}
+
 /* Takes chunks of the current region until none is left. */
 static void run_chunks(ei_threadpool *p, int worker) {
   uint64_t w = atomic_load_explicit(&p->claim, memory_order_acquire);
@@ -132,7 +187,7 @@ static void *worker(void *arg) {
   tl_in_pool = 1;
   uint32_t seen = 0; /* post at creation: a region (or stop) posted before this thread got here is not missed */
   for (;;) {
-    wait_change(&p->post, seen, &p->sleepers, YIELD_NS);
+    worker_wait(p, seen);
     seen = atomic_load_explicit(&p->post, memory_order_acquire);
     if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
     if (p->hook) p->hook(p->hook_arg, 1);
@@ -227,6 +282,7 @@ void ei__threadpool_stats(const ei_threadpool *p, ei__pool_stats *s) {
   s->caller_chunks = atomic_load(&((ei_threadpool *)p)->st_caller_chunks);
   s->worker_chunks = atomic_load(&((ei_threadpool *)p)->st_worker_chunks);
   s->caller_sleeps = atomic_load(&((ei_threadpool *)p)->st_caller_sleeps);
+  s->worker_sleeps = atomic_load(&((ei_threadpool *)p)->st_worker_sleeps);
 }
 
 void ei__threadpool_set_test_hook(ei_threadpool *p, void (*hook)(void *arg, int worker), void *arg) {
