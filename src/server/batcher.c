@@ -1,6 +1,6 @@
-/* src/server/batcher.c: the server object, submission (decode on libuv's work pool), per-model bounded queues,
- * executor threads with dynamic batching, deadlines, cancellation, completion on the loop (one uv_async with a
- * lock-protected list), graceful drain. */
+/* src/server/batcher.c: the server object, submission (decode on the server's service threads), per-model bounded
+ * queues, executor threads with dynamic batching, deadlines, cancellation, completion on the loop (one uv_async
+ * with a lock-protected list), graceful drain, the engine pool's hold while a request arrives (ei__srv_expect). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +173,7 @@ static void admit(ei__server *s, ei__req *r) {
   ei__complete(s, r);
 }
 
-static void work_cb(uv_work_t *w) {
-  ei__req *r = w->data;
+static void service(ei__req *r) {
   ei__req_core *c = ei__core(r);
   ei__server *s = c->srv;
   if (c->refused_at_submit) {
@@ -194,14 +193,56 @@ static void work_cb(uv_work_t *w) {
   admit(s, r);
 }
 
-static void after_work_cb(uv_work_t *w, int status) {
-  (void)status;
-  ei__req_release(w->data); /* the work's reference */
+static void *svc_main(void *arg) {
+  ei__server *s = arg;
+  pthread_mutex_lock(&s->svc_mu);
+  for (;;) {
+    while (!s->svc_head && !s->svc_stop) pthread_cond_wait(&s->svc_cv, &s->svc_mu);
+    ei__req *r = s->svc_head;
+    if (!r) break; /* stopping, and nothing left */
+    s->svc_head = ei__core(r)->svc_next;
+    if (!s->svc_head) s->svc_tail = NULL;
+    pthread_mutex_unlock(&s->svc_mu);
+    service(r);
+    ei__req_release(r); /* the service's reference */
+    pthread_mutex_lock(&s->svc_mu);
+  }
+  pthread_mutex_unlock(&s->svc_mu);
+  return NULL;
+}
+
+static int svc_start(ei__server *s, char *err, size_t errlen) {
+  for (int i = 0; i < EI__SVC_THREADS; i++) {
+    int rc = pthread_create(&s->svc[i], NULL, svc_main, s);
+    if (rc) {
+      snprintf(err, errlen, "cannot start a service thread: %s", strerror(rc));
+      return -1;
+    }
+    s->nsvc++;
+  }
+  return 0;
+}
+
+/* Once no request is in flight: the service threads finish and are joined. */
+static void svc_stop(ei__server *s) {
+  pthread_mutex_lock(&s->svc_mu);
+  s->svc_stop = 1;
+  pthread_cond_broadcast(&s->svc_cv);
+  pthread_mutex_unlock(&s->svc_mu);
+  for (int i = 0; i < s->nsvc; i++) pthread_join(s->svc[i], NULL);
+  s->nsvc = 0;
+}
+
+/* Only while no request is in flight: a busy server's pool goes from one run to the next without sleeping, and
+ * holding it there would only take CPU from the threads receiving and decoding the next requests. */
+void ei__srv_expect(ei__server *s) {
+  if (s && s->pool && s->inflight == 0 && !atomic_load(&s->draining)) ei_threadpool_hold(s->pool, EI__SRV_EXPECT_NS);
 }
 
 void ei__srv_submit(ei__server *s, ei__req *r) {
   ei__req_core *c = ei__core(r);
   c->srv = s;
+  ei__srv_expect(s);
   if (!r->t_received) r->t_received = ei__srv_now_ns();
   atomic_fetch_add(&r->refs, 1); /* the core's, dropped after done */
   s->inflight++;
@@ -210,14 +251,14 @@ void ei__srv_submit(ei__server *s, ei__req *r) {
     ei__req_fail(r, EI_SRV_UNAVAILABLE, "the server is shutting down");
     c->refused_at_submit = 1;
   }
-  c->work.data = r;
-  atomic_fetch_add(&r->refs, 1); /* the work's */
-  int rc = uv_queue_work(s->loop, &c->work, work_cb, after_work_cb);
-  if (rc) {
-    atomic_fetch_sub(&r->refs, 1);
-    ei__req_fail(r, EI_SRV_INTERNAL, "cannot queue the request: %s", uv_strerror(rc));
-    ei__complete(s, r);
-  }
+  atomic_fetch_add(&r->refs, 1); /* the service's */
+  c->svc_next = NULL;
+  pthread_mutex_lock(&s->svc_mu);
+  if (s->svc_tail) ei__core(s->svc_tail)->svc_next = r;
+  else s->svc_head = r;
+  s->svc_tail = r;
+  pthread_cond_signal(&s->svc_cv);
+  pthread_mutex_unlock(&s->svc_mu);
 }
 
 void ei__req_cancel(ei__req *r) {
@@ -353,14 +394,6 @@ static void run_batch(ei__server *s, ei__model *m, int inst_index, ei__req **bat
   char err[256];
   ei_status st = ei_session_run(in->session, v->ninputs, use, v->noutputs, in->outs, err, sizeof err);
   uint64_t t2 = ei__srv_now_ns();
-  if (perf) {
-    ei__perf_counts pc;
-    if (ei__perf_exec_end(perf, &px, &pc) && !st) {
-      pthread_mutex_lock(&v->st_mu);
-      ei__perf_counts_add(&v->perf, &pc);
-      pthread_mutex_unlock(&v->st_mu);
-    }
-  }
   int64_t row = 0;
   for (int i = 0; i < n; i++) {
     ei__req *r = batch[i];
@@ -371,6 +404,7 @@ static void run_batch(ei__server *s, ei__model *m, int inst_index, ei__req **bat
   }
   uint64_t t3 = ei__srv_now_ns();
   if (!st) ei__stats_execution(v, total, t1 - t0, t2 - t1, t3 - t2);
+  if (perf) ei__version_ref(v); /* the completions below may drop the requests' last references to v */
   for (int i = 0; i < n; i++) {
     ei__req *r = batch[i];
     ei__req_core *c = ei__core(r);
@@ -379,6 +413,17 @@ static void run_batch(ei__server *s, ei__model *m, int inst_index, ei__req **bat
     r->t_finished = ei__srv_now_ns();
     if (r->code == EI_SRV_OK) ei__stats_request(v, r, 1);
     ei__complete(s, r);
+  }
+  /* the counters are read once the responses are on their way (the execution's counts then include the few
+   * microseconds of its completions; the batch is not kept waiting for the reads) */
+  if (perf) {
+    ei__perf_counts pc;
+    if (ei__perf_exec_end(perf, &px, &pc) && !st) {
+      pthread_mutex_lock(&v->st_mu);
+      ei__perf_counts_add(&v->perf, &pc);
+      pthread_mutex_unlock(&v->st_mu);
+    }
+    ei__version_unref(v);
   }
 }
 
@@ -504,6 +549,8 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
   if (!s->opt.max_image_pixels) s->opt.max_image_pixels = defaults.max_image_pixels;
   atomic_init(&s->draining, 0);
   pthread_mutex_init(&s->done_mu, NULL);
+  pthread_mutex_init(&s->svc_mu, NULL);
+  pthread_cond_init(&s->svc_cv, NULL);
   s->async = calloc(1, sizeof *s->async);
   if (!s->async) {
     snprintf(err, errlen, "out of memory");
@@ -546,6 +593,10 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
     dopt.srv = s;
     if ((st = ei__device_start(&dopt, &s->device, err, errlen))) goto err;
   }
+  if (svc_start(s, err, errlen)) {
+    st = EI_E_INTERNAL;
+    goto err;
+  }
   if ((st = ei__repo_load(s, err, errlen))) goto err;
   for (int i = 0; i < s->nmodels; i++)
     if (ei__exec_start(s, s->models[i], err, errlen)) {
@@ -557,6 +608,7 @@ ei_status ei__server_create(uv_loop_t *loop, const ei__srv_options *opt, ei__ser
   return EI_OK;
 err:
   ei__exec_stop(s);
+  svc_stop(s);
   ei__device_stop(s->device);
   ei__repo_free(s);
   ei_threadpool_destroy(s->pool);
@@ -564,6 +616,8 @@ err:
   uv_close((uv_handle_t *)s->async, async_close_cb);
 err_noasync:
   pthread_mutex_destroy(&s->done_mu);
+  pthread_mutex_destroy(&s->svc_mu);
+  pthread_cond_destroy(&s->svc_cv);
   free(s);
   return st;
 }
@@ -604,16 +658,19 @@ void ei__server_destroy(ei__server *s) {
   join_executors(s);
   ei__device_stop(s->device); /* after the executors, which use its counters */
   s->device = NULL;
-  /* requests still in the work pool complete through the list: wait for them */
+  /* requests still with the service threads complete through the list: wait for them */
   while (s->inflight > 0) {
     process_done(s);
     if (s->inflight > 0) ei__sleep_ms(1);
   }
   process_done(s);
+  svc_stop(s); /* their last references to requests (and so to versions) are dropped before the repository goes */
   ei__repo_free(s);
   ei_threadpool_destroy(s->pool);
   uv_close((uv_handle_t *)s->deadline_timer, async_close_cb);
   uv_close((uv_handle_t *)s->async, async_close_cb);
   pthread_mutex_destroy(&s->done_mu);
+  pthread_mutex_destroy(&s->svc_mu);
+  pthread_cond_destroy(&s->svc_cv);
   free(s);
 }

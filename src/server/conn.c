@@ -9,6 +9,8 @@
 #include <strings.h>
 
 #include "conn.h"
+#include "grpc.h"
+#include "rest.h"
 
 #define H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -17,6 +19,7 @@ typedef struct ei__listener {
   ei__net *net;
   int http2_only;
   ei__http_handler handler;
+  ei__http_early_fn early; /* the handler's early hook (http.h), or NULL */
   void *ud;
   int open;
 } ei__listener;
@@ -33,7 +36,7 @@ struct ei__net {
   int open_handles; /* listeners not yet closed */
   void (*done_cb)(void *ud);
   void *done_ud;
-  char rbuf[65536]; /* the read buffer: every read is consumed before the next */
+  char rbuf[262144]; /* the read buffer: every read is consumed before the next (a 600 KB tensor in 3 reads) */
   int rbuf_busy;
 };
 
@@ -88,6 +91,10 @@ void ei__conn_dispatch(ei__conn *c, ei__http_exchange *x) {
   ei__xchg *e = (ei__xchg *)x;
   e->dispatched = 1;
   c->listener->handler(x, c->listener->ud);
+}
+
+void ei__conn_early(ei__conn *c, const ei__http_exchange *x) {
+  if (c->listener->early && !c->closing) c->listener->early(x, c->listener->ud);
 }
 
 static void conn_handle_closed(uv_handle_t *h) {
@@ -373,6 +380,7 @@ int ei__net_listen(ei__net *n, const char *host, int port, int http2_only, ei__h
   l->net = n;
   l->http2_only = http2_only;
   l->handler = handler;
+  l->early = handler == ei__grpc_handle ? ei__grpc_early : handler == ei__rest_handle ? ei__rest_early : NULL;
   l->ud = ud;
   uv_tcp_init(n->loop, &l->tcp);
   l->tcp.data = l;
@@ -550,22 +558,30 @@ int ei__xchg_body(ei__xchg *e, const char *data, size_t n) {
   if (e->too_large) return 0;
   if (e->body_len + n > max) {
     e->too_large = 1;
-    free(e->body);
-    e->body = NULL;
+    free(e->body_base);
+    e->body = e->body_base = NULL;
     e->body_len = e->body_cap = 0;
     return 0;
   }
   if (e->body_len + n > e->body_cap) {
-    /* grow by doubling from 64 KiB: a declared Content-Length is only a ceiling (memory follows the bytes that
-     * actually arrive, so idle clients declaring large bodies cost nothing) */
+    /* grow by doubling from 64 KiB; a declared length (Content-Length, a gRPC prefix) is a ceiling, and the size
+     * at once when it is not far ahead of the bytes received (so that a body arriving at speed is copied once,
+     * not once per doubling, while an idle client declaring a large body costs little) */
+    const size_t need = e->body_len + n;
     size_t cap = e->body_cap ? e->body_cap : 65536;
-    while (cap < e->body_len + n) cap *= 2;
-    if (e->content_length != (size_t)-1 && cap > e->content_length && e->content_length >= e->body_len + n)
-      cap = e->content_length;
+    while (cap < need) cap *= 2;
+    if (e->content_length != (size_t)-1 && e->content_length >= need) {
+      size_t ahead = need > ((size_t)1 << 18) ? need * 4 : (size_t)1 << 20;
+      if (e->content_length <= ahead || cap > e->content_length) cap = e->content_length;
+    }
     if (cap > max) cap = max;
-    uint8_t *p = realloc(e->body, cap);
+    size_t lead = e->body ? (size_t)(e->body - e->body_base) : 0;
+    uint8_t *p = e->body_base ? realloc(e->body_base, lead + cap) : malloc(cap + 63);
     if (!p) return -1;
-    e->body = p;
+    if (!e->body_base) /* the first allocation: body + body_align_at on 64 bytes */
+      lead = (64 - (((uintptr_t)p + e->body_align_at) & 63)) & 63;
+    e->body_base = p;
+    e->body = p + lead;
     e->body_cap = cap;
   }
   memcpy(e->body + e->body_len, data, n);
@@ -579,7 +595,7 @@ static void xchg_free(ei__xchg *e) {
   free(e->hbuf);
   free(e->hoff);
   free((void *)e->x.headers);
-  free(e->body);
+  free(e->body_base);
   free(e->resp);
   free(e->trailers);
   free(e);
@@ -667,11 +683,13 @@ void ei__http_respond(ei__http_exchange *x, int status, const ei__http_header *h
   e->status = status;
   for (int i = 0; i < ntrailers; i++)
     if (!strcasecmp(trailers[i].name, "grpc-status")) e->grpc_status = atoi(trailers[i].value);
-  ei__log_access(e, ei__mono_ns());
+  char line[1024]; /* formatted now, written once the response is on its way */
+  size_t ln = ei__log_access_format(e, ei__mono_ns(), line, sizeof line);
   if (x->http2)
     ei__h2_respond(e, status, headers, nheaders, body, body_len, own_body, trailers, ntrailers);
   else
     ei__h1_respond(e, status, headers, nheaders, body, body_len, own_body);
+  ei__log_write(line, ln);
 }
 
 void ei__http_exchange_release(ei__http_exchange *x) { ei__xchg_unref((ei__xchg *)x); }

@@ -85,6 +85,8 @@ const ei__net_limits *ei__conn_limits(const ei__conn *c);
 int ei__conn_draining(const ei__conn *c);
 int ei__conn_grpc(const ei__conn *c); /* accepted on the gRPC (HTTP/2-only) listener */
 void ei__conn_dispatch(ei__conn *c, ei__http_exchange *x); /* calls the listener's handler */
+/* The request's headers are complete and a body follows: the listener's early hook (http.h), if any. */
+void ei__conn_early(ei__conn *c, const ei__http_exchange *x);
 /* Queues bytes (copied) / a malloc'd buffer (freed after the write). Ignored once closing. */
 void ei__conn_write(ei__conn *c, const void *data, size_t n);
 void ei__conn_write_owned(ei__conn *c, void *data, size_t n);
@@ -116,7 +118,10 @@ typedef struct ei__xchg {
   size_t url_off, method_off;
   uint8_t *body;
   size_t body_len, body_cap;
-  size_t content_length; /* declared, or (size_t)-1 */
+  size_t content_length; /* declared (Content-Length, or a gRPC message's length prefix), or (size_t)-1 */
+  uint8_t *body_base;  /* the allocation: body is body_base + a lead of at most 63 bytes */
+  size_t body_align_at; /* the first allocation puts body + body_align_at on a 64-byte boundary (a hint: gRPC's
+                           raw_input_contents, so that the engine reads it in place) */
   int too_large;       /* the body is over the limit: drop it, answer 413 */
   uint64_t t_start;    /* first byte (or HEADERS) */
   /* response storage (HTTP/2 sends from here) */
@@ -136,7 +141,9 @@ int ei__xchg_header(ei__xchg *e, const char *name, size_t nlen, const char *valu
 /* Builds x.method/path/query/headers from the collected pieces. method_off/url_off must have been set. Returns
  * 0, or -1 on a malformed URL (bad percent-encoding). */
 int ei__xchg_finish_headers(ei__xchg *e);
-/* Appends body bytes, bounded by max_body_bytes (sets too_large and drops the bytes beyond). -1: out of memory. */
+/* Appends body bytes, bounded by max_body_bytes (sets too_large and drops the bytes beyond). -1: out of memory.
+ * The buffer is sized once when the declared length is known and not far ahead of the bytes received (at most
+ * 4 x them, or 1 MiB), else it grows by doubling, never past the declared length. */
 int ei__xchg_body(ei__xchg *e, const char *data, size_t n);
 void ei__xchg_unref(ei__xchg *e);
 /* The transport is done with e (connection closed or stream gone): abort it if the handler still waits. */
@@ -151,6 +158,11 @@ void ei__xchg_error_body(char *out, size_t outlen, const char *msg);
 
 /* ---- the access log (log.c) ---- */
 void ei__log_access(const ei__xchg *e, uint64_t t_end_ns);
+/* The same line in two steps (ei__http_respond formats it before sending and writes it after, so that the
+ * response does not wait for the log's write): formats into out (cap >= 2; a longer line is cut, still ending with
+ * a newline), returns its length; then ei__log_write. */
+size_t ei__log_access_format(const ei__xchg *e, uint64_t t_end_ns, char *out, size_t cap);
+void ei__log_write(const char *line, size_t n);
 void ei__log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t ei__mono_ns(void);
 

@@ -124,6 +124,8 @@ struct ei__model {
   ei__metrics_hist load_hist; /* vmu: durations of the successful version loads (GET /metrics) */
 };
 
+#define EI__SVC_THREADS 2 /* service threads (decoding a photo takes milliseconds: two run side by side) */
+
 typedef struct ei__exec_arg {
   ei__model *model;
   int index;
@@ -154,6 +156,15 @@ struct ei__server {
   struct ei__ctl *ctl_head, *ctl_tail; /* finished control operations (done_mu), answered on the loop */
   /* device profile (issue 7): the sampler and the executors' counters (device.c, perf.c); NULL when off */
   struct ei__device *device;
+  /* the service threads (batcher.c): decode, validation and admission of submitted requests, FIFO. Their own
+   * threads rather than libuv's work pool, whose completion callback would wake the loop thread once more per
+   * request, in the middle of the engine's run */
+  pthread_mutex_t svc_mu;
+  pthread_cond_t svc_cv;
+  ei__req *svc_head, *svc_tail;
+  int svc_stop;
+  int nsvc;
+  pthread_t svc[EI__SVC_THREADS];
 };
 
 typedef struct ei__arena_chunk {
@@ -170,7 +181,7 @@ typedef struct ei__req_core {
   int queued;               /* in qmodel's queue (qmodel->mu) */
   ei__req *qprev, *qnext;
   ei__req *done_next;
-  uv_work_t work;
+  ei__req *svc_next;        /* the service queue (ei__server.svc_mu) */
   int64_t batch;            /* rows of the batch dimension (1 without batching) */
   ei_tensor in[EI__MAX_IO]; /* converted inputs, model order */
   int refused_at_submit;

@@ -617,6 +617,42 @@ trunc:
   return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: truncated at byte %zu", (size_t)(p - msg));
 }
 
+int ei__grpc_body_plan(const uint8_t *data, size_t n, size_t *total, size_t *raw_at) {
+  if (n < 5) return -1;
+  *total = 5 + ((size_t)data[1] << 24 | (size_t)data[2] << 16 | (size_t)data[3] << 8 | (size_t)data[4]);
+  *raw_at = 0;
+  const uint8_t *p = data + 5, *end = data + (n < *total ? n : *total);
+  while (p < end) {
+    uint64_t tag, v;
+    size_t l = rd_varint(p, end, &tag);
+    if (!l) return 0;
+    p += l;
+    switch (tag & 7) {
+    case 0:
+      if (!(l = rd_varint(p, end, &v))) return 0;
+      p += l;
+      break;
+    case 1:
+    case 5:
+      if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u)) return 0;
+      p += (tag & 7) == 1 ? 8 : 4;
+      break;
+    case 2:
+      if (!(l = rd_varint(p, end, &v))) return 0;
+      p += l;
+      if ((tag >> 3) == 7) {
+        *raw_at = (size_t)(p - data);
+        return 0;
+      }
+      if (v > (uint64_t)(end - p)) return 0;
+      p += v;
+      break;
+    default: return 0;
+    }
+  }
+  return 0;
+}
+
 static int shape_str(const ei__ks_tensor *t, char *b, size_t cap) {
   size_t o = 0;
   o += (size_t)snprintf(b + o, cap - o, "[");
@@ -970,6 +1006,11 @@ static int grpc_content_type(const char *ct) {
   if (!strncasecmp(p, "+proto", 6)) p += 6;
   while (*p == ' ' || *p == '\t') p++;
   return *p == 0 || *p == ';';
+}
+
+void ei__grpc_early(const ei__http_exchange *x, void *ud) {
+  static const char infer[] = RPC_PREFIX "ModelInfer";
+  if (x->path && !strcmp(x->path, infer)) ei__srv_expect(ud);
 }
 
 void ei__grpc_handle(ei__http_exchange *x, void *ud) {

@@ -11,7 +11,8 @@
  *                   are answered right there (their messages are capped at EI_GRPC_CONTROL_MAX bytes).
  *   service thread  ModelInfer: the protobuf is unpacked with a per-request ProtobufCAllocator over the
  *                   request arena (budget: 10 x the message + 64 KiB); raw_input_contents are not copied (a
- *                   wire scan takes them out before protobuf-c, which would copy every bytes field); typed
+ *                   wire scan takes them out before protobuf-c, which would copy every bytes field; h2.c put the
+ *                   first one on a 64-byte boundary, so the engine reads it in place); typed
  *                   contents are converted into the tensors' raw bytes with range checks.
  *   executor thread the response is packed (raw_output_contents point at the results, not copied; an output
  *                   asked with the parameter classification=k comes from the core as BYTES "score:index[:label]").
@@ -31,6 +32,15 @@
 #define EI_GRPC_CONTROL_MAX (64 * 1024)
 
 void ei__grpc_handle(ei__http_exchange *x, void *ud);
+/* The early hook (http.h) of the gRPC listener: a ModelInfer whose message is arriving makes the core expect a
+ * run (ei__srv_expect). */
+void ei__grpc_early(const ei__http_exchange *x, void *ud);
+
+/* The first bytes of a request body (n of them, the start of a framed message): *total = the body's length as its
+ * 5-byte prefix declares it, and *raw_at = the offset in the body of the first raw_input_contents' bytes when a
+ * ModelInferRequest's top-level fields up to it are among these bytes (else 0). For the transport (h2.c): size the
+ * body once and align the tensor bytes. Returns 0, or -1 when n < 5. No validation: the decode does that. */
+int ei__grpc_body_plan(const uint8_t *data, size_t n, size_t *total, size_t *raw_at);
 
 /* grpc-timeout: 1 to 8 ASCII digits and a unit (H, M, S, m, u, n). Returns 0 and the duration in ns
  * (saturated at 2^62), or -1 when malformed. */

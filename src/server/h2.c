@@ -4,7 +4,10 @@
  * curl among them, take as a failure of the response); the handler is
  * called at END_STREAM. Responses: HEADERS + DATA from a data provider, trailers by nghttp2_submit_trailer, a
  * trailers-only response as one HEADERS frame with END_STREAM. SETTINGS: a large initial window and connection
- * window (a 600 KB body needs no WINDOW_UPDATE round trip), MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE.
+ * window (a 600 KB body needs no WINDOW_UPDATE round trip), MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE,
+ * MAX_FRAME_SIZE 1 MiB (a client may send a 600 KB tensor in one DATA frame). On the gRPC port the first DATA bytes
+ * of a stream size its body buffer (the message's length prefix) and place raw_input_contents on a 64-byte
+ * boundary (ei__grpc_body_plan). Request headers complete with a body to come: the listener's early hook.
  * RST_STREAM or connection loss before the response -> x->on_abort. Server shutdown -> GOAWAY; the connection
  * closes when its streams are done. Loop thread only. */
 #include <stdio.h>
@@ -15,6 +18,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "conn.h"
+#include "grpc.h"
 
 typedef struct h2 {
   nghttp2_session *s;
@@ -187,7 +191,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud) {
       }
     }
     if (e->too_large) too_large(e);
-    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) request_complete(h, e);
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+      request_complete(h, e);
+    else if (!e->responded)
+      ei__conn_early(h->c, &e->x);
     return 0;
   case NGHTTP2_DATA:
     if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && (e = nghttp2_session_get_stream_user_data(s, f->hd.stream_id)))
@@ -203,6 +210,14 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t sid, const u
   (void)ud;
   ei__xchg *e = nghttp2_session_get_stream_user_data(s, sid);
   if (!e || e->responded) return 0; /* answered early: drop the rest */
+  if (!e->body_base && !e->too_large && ei__conn_grpc(e->conn)) {
+    /* a gRPC message: its length prefix declares the body, and the raw tensor bytes get an aligned address */
+    size_t total, raw_at;
+    if (ei__grpc_body_plan(data, len, &total, &raw_at) == 0) {
+      if (e->content_length == (size_t)-1 || total < e->content_length) e->content_length = total;
+      e->body_align_at = raw_at;
+    }
+  }
   if (ei__xchg_body(e, (const char *)data, len) < 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (e->too_large) too_large(e);
   return 0;
@@ -306,6 +321,8 @@ static int h2_start(ei__conn *c) {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)lim->h2_max_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)lim->h2_window_bytes},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)lim->max_header_bytes},
+      /* DATA frames up to 1 MiB: a client that uses them sends a 600 KB tensor in one frame */
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 1u << 20},
   };
   if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
       nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, lim->h2_window_bytes) != 0)

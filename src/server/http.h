@@ -60,6 +60,12 @@ void ei__http_respond(ei__http_exchange *x, int status, const ei__http_header *h
                       const void *body, size_t body_len, int own_body, const ei__http_header *trailers,
                       int ntrailers);
 
+/* An early look (additive): a request's headers are complete and its body is still to come (x->body is not valid
+ * yet). conn.c calls the listener's early hook (ei__grpc_early for ei__grpc_handle, ei__rest_early for
+ * ei__rest_handle) at most once per exchange, on the loop thread, before the handler; it is a hint only (e.g. wake
+ * the engine's pool for an inference whose body is arriving): it must not respond, keep x or change it. */
+typedef void (*ei__http_early_fn)(const ei__http_exchange *x, void *ud);
+
 /* The handler is done with x (after respond, or after on_abort). */
 void ei__http_exchange_release(ei__http_exchange *x);
 

@@ -176,6 +176,7 @@ static int cb_headers_complete(http_parser *p) {
   }
   h->phase = PH_BODY;
   ei__conn_timer(c, (uint64_t)lim->idle_timeout_secs * 1000);
+  if (chunked || (p->content_length != ULLONG_MAX && p->content_length > 0)) ei__conn_early(c, &e->x);
   return 0;
 too_big:
   h1_fail(h, 431, "request headers are over the limit");

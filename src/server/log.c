@@ -39,16 +39,31 @@ static const char *clean(const char *s, char *out, size_t outlen) {
   return out;
 }
 
-void ei__log_access(const ei__xchg *e, uint64_t t_end_ns) {
+size_t ei__log_access_format(const ei__xchg *e, uint64_t t_end_ns, char *out, size_t cap) {
   char ts[96], method[16], path[256], model[128], version[32], grpc[24] = "";
   uint64_t start = e->x.t_received ? e->x.t_received : e->t_start;
   double ms = t_end_ns > start ? (double)(t_end_ns - start) / 1e6 : 0.0;
   stamp(ts, sizeof ts);
   if (e->grpc_status >= 0) snprintf(grpc, sizeof grpc, " grpc-status=%d", e->grpc_status);
-  fprintf(stderr, "%s %s %s %s %s model=%s version=%s status=%d%s %.3fms\n", ts, e->x.peer ? e->x.peer : "-",
-          e->proto ? e->proto : "-", clean(e->x.method, method, sizeof method), clean(e->x.path, path, sizeof path),
-          clean(e->x.log_model, model, sizeof model), clean(e->x.log_version, version, sizeof version), e->status,
-          grpc, ms);
+  int n = snprintf(out, cap, "%s %s %s %s %s model=%s version=%s status=%d%s %.3fms\n", ts,
+                   e->x.peer ? e->x.peer : "-", e->proto ? e->proto : "-", clean(e->x.method, method, sizeof method),
+                   clean(e->x.path, path, sizeof path), clean(e->x.log_model, model, sizeof model),
+                   clean(e->x.log_version, version, sizeof version), e->status, grpc, ms);
+  if (n < 0) return 0;
+  if ((size_t)n >= cap) { /* cut: the line still ends with its newline */
+    n = (int)cap - 1;
+    out[n - 1] = '\n';
+  }
+  return (size_t)n;
+}
+
+void ei__log_write(const char *line, size_t n) {
+  if (n) fwrite(line, 1, n, stderr);
+}
+
+void ei__log_access(const ei__xchg *e, uint64_t t_end_ns) {
+  char line[1024];
+  ei__log_write(line, ei__log_access_format(e, t_end_ns, line, sizeof line));
 }
 
 void ei__log_msg(const char *fmt, ...) {

@@ -669,6 +669,18 @@ static int ep_metrics(ei__http_exchange *x, ei__server *s) {
   return 1;
 }
 
+static int ends_with(const char *s, const char *tail) {
+  size_t n = strlen(s), t = strlen(tail);
+  return n >= t && !strcmp(s + n - t, tail);
+}
+
+void ei__rest_early(const ei__http_exchange *x, void *ud) {
+  const ei__rest *rest = ud;
+  if (x->method && x->path && !strcmp(x->method, "POST") && !strncmp(x->path, "/v2/models/", 11) &&
+      (ends_with(x->path, "/infer") || ends_with(x->path, "/classify")))
+    ei__srv_expect(rest->srv);
+}
+
 void ei__rest_handle(ei__http_exchange *x, void *ud) {
   const ei__rest *rest = ud;
   ei__server *s = rest->srv;

@@ -31,6 +31,9 @@ typedef struct ei__rest {
 
 /* ud: an ei__rest that outlives the listener. */
 void ei__rest_handle(ei__http_exchange *x, void *ud);
+/* The early hook (http.h) of the REST listener: a POST .../infer or .../classify whose body is arriving makes the
+ * core expect a run (ei__srv_expect). */
+void ei__rest_early(const ei__http_exchange *x, void *ud);
 
 /* Caps jansson's memory, all parses in flight together, at bytes (installs jansson's allocator hooks: call once,
  * before any JSON is parsed in the process, e.g. before ei__server_create reads the config files). A parse that

@@ -13,10 +13,10 @@
  * The way of an inference request:
  *   1. loop thread: a transport has the whole body; it makes an ei__req (ei__req_new) with its ops and calls
  *      ei__srv_submit().
- *   2. service thread (libuv's work pool): ops->decode parses the body into r->inputs / r->outputs (JSON,
- *      protobuf or an image through the core's helpers below); the core resolves and pins the model version,
- *      validates the inputs against it and admits the request to the model's queue (or fails it at once:
- *      EI_SRV_EXHAUSTED when the queue is full, EI_SRV_NOT_FOUND, ...).
+ *   2. service thread (one of the core's EI__SVC_THREADS): ops->decode parses the body into r->inputs /
+ *      r->outputs (JSON, protobuf or an image through the core's helpers below); the core resolves and pins the
+ *      model version, validates the inputs against it and admits the request to the model's queue (or fails it
+ *      at once: EI_SRV_EXHAUSTED when the queue is full, EI_SRV_NOT_FOUND, ...).
  *   3. executor thread of the model: merges queued requests into one batch (dynamic batching), runs the engine
  *      on the server's thread pool, splits the outputs back into each request's r->results (copied out of the
  *      session's arena into request memory), then calls ops->encode on this thread (response bytes built off
@@ -219,6 +219,12 @@ void ei__server_drain(ei__server *s, void (*cb)(ei__server *s, void *ud), void *
 void ei__server_destroy(ei__server *s);
 
 void ei__srv_submit(ei__server *s, ei__req *r);
+/* A hint (additive), loop thread: an inference request has begun arriving (its headers are in, its body is on the
+ * way), so a run follows soon: when no request is in flight, the server's engine pool is held awake for a bounded
+ * time (ei_threadpool_hold, EI__SRV_EXPECT_NS), so that the run does not pay the workers' wake-up (a busy pool
+ * does not sleep between runs). ei__srv_submit renews the hold. */
+#define EI__SRV_EXPECT_NS 2000000u
+void ei__srv_expect(ei__server *s);
 
 /* ---- the synchronous endpoints (loop thread; cheap, no model run) ---- */
 int ei__srv_live(const ei__server *s);
