@@ -18,8 +18,8 @@
  *                         layers
  *   f32_dwconv_<isa>      depthwise (group == C == M): dwconv_fast.c
  * The GEMM micro-kernel (kernels/f32_gemm.h) is the one of the ISA level chosen at init; the weights are packed
- * once (conv.c init) into its A panels per group (Winograd: 16 transformed matrices), or copied as [M, kh*kw] for
- * the depthwise path. Output Y = W * col: rows are output channels, columns output pixels (NCHW); bias and the
+ * once (conv.c init) into its A panels per group, K block by K block (each block of the run one contiguous range;
+ * Winograd: 16 or 36 transformed matrices), or copied as [M, kh*kw] for the depthwise path. Output Y = W * col: rows are output channels, columns output pixels (NCHW); bias and the
  * activation are applied in the micro-kernel's epilogue. Each conv runs as one parallel region over (pixel tile
  * x output-channel chunk) tasks handed out by an atomic counter, each worker with its own slot of the workspace
  * (plus one region for the staging and one for the shared im2col). */
@@ -116,6 +116,16 @@ const char *ei__conv_fast_name(int path, ei__isa isa) {
 
 /* ---- weights ---- */
 
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* K block for a reduction of K with the kernel's kc: K itself up to 1.5 kc (e.g. the 7x7 stem's 147: one pass,
+ * no second pass of 19 that reloads every C tile), else equal blocks (288 -> 3 x 96, not 128 + 128 + 32). */
+static int64_t k_block(int64_t K, int64_t kc) {
+  if (K <= kc || (K <= kc + kc / 2 && K <= EI_F32_GEMM_KC_MAX)) return K;
+  return ceil_div(K, ceil_div(K, kc));
+}
+
 /* Floats of one group's packed A (Mg x K), or SIZE_MAX on overflow. */
 static size_t group_a_floats(int mr, int64_t Mg, int64_t K) {
   if (Mg == 0 || K == 0) return 0;
@@ -180,7 +190,13 @@ void ei__conv_pack(int path, ei__isa isa, const int64_t *wdims, int wrank, int64
   const int64_t Mg = M / group;
   const size_t per = group_a_floats(mr, Mg, K);
   if (per == 0) return;
-  for (int64_t g = 0; g < group; g++) ei__f32_gemm_pack_a(mr, Mg, K, w + g * Mg * K, K, 1, dst + (size_t)g * per);
+  /* per group, K block by K block (the blocks of the run, k_block): block [k0, k0 + kc) of every micro-panel
+   * together, panel r at k0 * Mp + r * mr * kc, so that each K block of the weights is one contiguous stream (the
+   * 512x512 3x3 layers of resnet18 read 9 MB of weights from DRAM every run) */
+  const int64_t Mp = ceil_div(Mg, mr) * mr, KC = k_block(K, ei__f32_gemm_ukernel_get(isa)->kc);
+  for (int64_t g = 0; g < group; g++)
+    for (int64_t k0 = 0; k0 < K; k0 += KC)
+      ei__f32_gemm_pack_a(mr, Mg, K - k0 < KC ? K - k0 : KC, w + g * Mg * K + k0, K, 1, dst + (size_t)g * per + k0 * Mp);
 }
 
 /* ---- plan of one run ---- */
@@ -202,15 +218,7 @@ typedef struct conv_plan {
   int wr, wx;           /* Winograd: output tile size (2 or 4) and transformed positions ((wr + 2)^2) */
 } conv_plan;
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-/* K block for a reduction of K with the kernel's kc: K itself up to 1.5 kc (e.g. the 7x7 stem's 147: one pass,
- * no second pass of 19 that reloads every C tile), else equal blocks (288 -> 3 x 96, not 128 + 128 + 32). */
-static int64_t k_block(int64_t K, int64_t kc) {
-  if (K <= kc || (K <= kc + kc / 2 && K <= EI_F32_GEMM_KC_MAX)) return K;
-  return ceil_div(K, ceil_div(K, kc));
-}
 
 static void make_plan(int path, ei__isa isa, const ei__conv_shape *s, conv_plan *cp) {
   memset(cp, 0, sizeof *cp);
@@ -411,7 +419,7 @@ static void conv_tile(const conv_job *j, const ei__f32_gemm_epi *e, int last, in
   const int64_t P = cp->P;
   ei__f32_gemm_epi et = *e;
   if (last) et.bias_m = j->bias + m;
-  const float *a = j->a + m * cp->K + k0 * j->uk->mr;
+  const float *a = j->a + k0 * ceil_div(cp->Mg, j->uk->mr) * j->uk->mr + m * kc; /* ei__conv_pack's K blocks */
   float *c = j->y + m * P + p0 + n;
   if (n >= raw_tail)
     j->uk->fn(mr, nr, kc, a, slot, PANEL, PANEL * kc, c, P, &et);
