@@ -22,10 +22,10 @@ typedef struct ei__f32_wino43 {
    * a run): run s covers lanes [a[s], a[s+1]) and reads from base[s] = off[a[s]] - 4 a[s]; lanes from a[nseg] on
    * are zero. Reads base[s] + r*Wp + [0, 80) for r < 6: the caller makes sure that memory exists. */
   void (*in_rows)(const float *src, int64_t Wp, const int64_t *base, const int *a, int nseg, float *v, int64_t xs);
-  /* m[xi*xs + t] is tile t's product (36 rows); Y = A^T m A + bias, then Relu / Clip when act is one of them
-   * (other kinds: the caller applies them). With rows (4 pointers, NULL past the image), the 16 tiles lie side
-   * by side on one tile row: tile t's outputs go to rows[i][4t + j]; else to buf[(i*4 + j)*16 + t]. */
-  void (*out)(const float *m, int64_t xs, float bias, const ei__act *act, float *const *rows, float *buf);
+  /* m[xi*xs + t] is tile t's product (36 rows); Y = A^T m A + bias, then the activation when it is one of the
+   * kinds of ei__f32_act_in_kernel (others: the caller applies them). Output row i of the 16 tiles, side by side:
+   * tile t's outputs at dst[i*64 + 4t + j]. */
+  void (*out)(const float *m, int64_t xs, float bias, const ei__act *act, float *dst);
 } ei__f32_wino43;
 
 /* The transforms of a level (the portable ones for levels without their own). Never NULL. */

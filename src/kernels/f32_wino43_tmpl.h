@@ -122,7 +122,26 @@ static void w43_in_rows(const float *src, int64_t Wp, const int64_t *base, const
     s3 = d12 + 8.f * d34 + m5;                          \
   } while (0)
 
-static void w43_out(const float *m, int64_t xs, float bias, const ei__act *act, float *const *rows, float *buf) {
+/* The in-kernel activations (ei__f32_act_in_kernel), with the formulas of ei__act_apply: x > 0 ? x : 0,
+ * min/max that keep NaN for Clip, x >= 0 ? x : alpha x, clamp(alpha x + beta, 0, 1), x clamp(x/6 + 1/2, 0, 1). */
+static inline w43v w43_clamp(w43v v, w43v lo, w43v hi) {
+  v = w43_sel(v < lo, lo, v);
+  return w43_sel(v > hi, hi, v);
+}
+
+static inline w43v w43_act(w43v v, int kind, w43v pa, w43v pb) {
+  const w43v zero = w43_set1(0.f), one = w43_set1(1.f);
+  switch (kind) {
+    case EI_ACT_RELU: return w43_sel(v > zero, v, zero);
+    case EI_ACT_CLIP: return w43_clamp(v, pa, pb);
+    case EI_ACT_LEAKYRELU: return w43_sel(v >= zero, v, v * pa);
+    case EI_ACT_HARDSIGMOID: return w43_clamp(v * pa + pb, zero, one);
+    case EI_ACT_HARDSWISH: return v * w43_clamp(v * (1.f / 6.f) + 0.5f, zero, one);
+    default: return v;
+  }
+}
+
+static void w43_out(const float *m, int64_t xs, float bias, const ei__act *act, float *dst) {
   w43v s[4][6];
   for (int c = 0; c < 6; c++) {
     const w43v m0 = w43_load(m + (0 * 6 + c) * xs), m1 = w43_load(m + (1 * 6 + c) * xs);
@@ -131,36 +150,23 @@ static void w43_out(const float *m, int64_t xs, float bias, const ei__act *act, 
     W43_AT(m0, m1, m2, m3, m4, m5, s[0][c], s[1][c], s[2][c], s[3][c]);
   }
   const int kind = act ? (int)act->kind : EI_ACT_NONE;
-  const w43v b = w43_set1(bias), lo = w43_set1(kind == EI_ACT_CLIP ? act->alpha : 0.f),
-             hi = w43_set1(kind == EI_ACT_CLIP ? act->beta : 0.f);
+  const w43v b = w43_set1(bias), pa = w43_set1(act ? act->alpha : 0.f), pb = w43_set1(act ? act->beta : 0.f);
+  /* interleave: lane l of output vector k is y[l % 4][4k + l / 4] */
+  const w43i lo01 = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+  const w43i hi01 = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const w43i q0 = {0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23};
+  const w43i q1 = {8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31};
   for (int i = 0; i < 4; i++) {
     w43v y[4];
     W43_AT(s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], y[0], y[1], y[2], y[3]);
-    for (int j = 0; j < 4; j++) {
-      y[j] += b;
-      if (kind == EI_ACT_RELU) y[j] = w43_sel(y[j] > lo, y[j], lo); /* x > 0 ? x : 0 (NaN -> 0) */
-      if (kind == EI_ACT_CLIP) {                                     /* NaN stays NaN */
-        y[j] = w43_sel(y[j] < lo, lo, y[j]);
-        y[j] = w43_sel(y[j] > hi, hi, y[j]);
-      }
-    }
-    if (rows) {
-      if (!rows[i]) continue;
-      /* interleave: lane l of output vector k is y[l % 4][4k + l / 4] */
-      const w43i lo01 = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
-      const w43i hi01 = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-      const w43i q0 = {0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23};
-      const w43i q1 = {8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31};
-      const w43v a0 = __builtin_shuffle(y[0], y[1], lo01), a1 = __builtin_shuffle(y[0], y[1], hi01);
-      const w43v c0 = __builtin_shuffle(y[2], y[3], lo01), c1 = __builtin_shuffle(y[2], y[3], hi01);
-      float *r = rows[i];
-      w43_store(r, __builtin_shuffle(a0, c0, q0));
-      w43_store(r + 16, __builtin_shuffle(a0, c0, q1));
-      w43_store(r + 32, __builtin_shuffle(a1, c1, q0));
-      w43_store(r + 48, __builtin_shuffle(a1, c1, q1));
-    } else {
-      for (int j = 0; j < 4; j++) w43_store(buf + (i * 4 + j) * 16, y[j]);
-    }
+    for (int j = 0; j < 4; j++) y[j] = w43_act(y[j] + b, kind, pa, pb);
+    const w43v a0 = __builtin_shuffle(y[0], y[1], lo01), a1 = __builtin_shuffle(y[0], y[1], hi01);
+    const w43v c0 = __builtin_shuffle(y[2], y[3], lo01), c1 = __builtin_shuffle(y[2], y[3], hi01);
+    float *r = dst + i * 64;
+    w43_store(r, __builtin_shuffle(a0, c0, q0));
+    w43_store(r + 16, __builtin_shuffle(a0, c0, q1));
+    w43_store(r + 32, __builtin_shuffle(a1, c1, q0));
+    w43_store(r + 48, __builtin_shuffle(a1, c1, q1));
   }
 }
 

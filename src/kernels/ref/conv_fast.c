@@ -497,8 +497,7 @@ static void wino4_out_panel(const conv_job *j, const float *mp, int64_t mxs, int
   const view2d *v = &cp->v;
   const int64_t tw = cp->tw;
   float tmp[4][4 * PANEL] __attribute__((aligned(64)));
-  float *rows[4] = {tmp[0], tmp[1], tmp[2], tmp[3]};
-  j->w43->out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, rows, NULL);
+  j->w43->out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, tmp[0]);
   float *ym = j->y + m * cp->P;
   for (int t = 0; t < cnt;) {
     const int64_t tile = tile0 + t, ty = tile / tw, tx = tile % tw;
@@ -526,7 +525,7 @@ static void wino_item(const conv_job *j, int64_t item, float *slot) {
   const int64_t tb = j->tb;
   float *V = slot, *Mb = slot + X * C * tb;
   const int64_t vxs = C * tb, mxs = (M < WMC ? M : WMC) * tb; /* V_xi: [C x tb] panels; Mb_xi: [ch x tb] rows */
-  float d[36 * PANEL] __attribute__((aligned(64))), buf[16 * PANEL] __attribute__((aligned(64)));
+  float d[36 * PANEL] __attribute__((aligned(64))), buf[4 * PANEL] __attribute__((aligned(64)));
 
   /* 1. input transform: each patch gathered by im2col_panel (X patch positions x 16 tiles), then B^T d B */
   int64_t koff[36];
@@ -661,8 +660,6 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
   } else {
     j.post_act = act;
   }
-  /* the F(4x4) output transform applies Relu and Clip only */
-  if (path == EI_CONV_WINO4 && act && act->kind != EI_ACT_RELU && act->kind != EI_ACT_CLIP) j.post_act = act;
   j.stage = ws;
   j.bbuf = (float *)ws + cp.stage_floats;
   const int nt = pool ? ei_threadpool_size(pool) : 1;
