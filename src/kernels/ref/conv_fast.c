@@ -127,6 +127,13 @@ static int64_t k_block(int64_t K, int64_t kc) {
   return ceil_div(K, ceil_div(K, kc));
 }
 
+/* The layout of a group's packed weights for the GEMM paths (ei__conv_pack, conv_tile): K block by K block (the
+ * blocks of the run, k_block), block [k0, k0 + kc) of every micro-panel together; micro-panel m / mr of the block
+ * starting at k0 begins this many floats in. */
+static size_t kblock_at(int64_t Mg, int mr, int64_t k0, int64_t kc, int64_t m) {
+  return (size_t)(k0 * (ceil_div(Mg, mr) * mr) + m * kc);
+}
+
 /* Floats of one group's packed A (Mg x K), or SIZE_MAX on overflow. */
 static size_t group_a_floats(int mr, int64_t Mg, int64_t K) {
   if (Mg == 0 || K == 0) return 0;
@@ -191,13 +198,14 @@ void ei__conv_pack(int path, ei__isa isa, const int64_t *wdims, int wrank, int64
   const int64_t Mg = M / group;
   const size_t per = group_a_floats(mr, Mg, K);
   if (per == 0) return;
-  /* per group, K block by K block (the blocks of the run, k_block): block [k0, k0 + kc) of every micro-panel
-   * together, panel r at k0 * Mp + r * mr * kc, so that each K block of the weights is one contiguous stream (the
+  /* per group, K block by K block (kblock_at), so that each K block of the weights is one contiguous stream (the
    * 512x512 3x3 layers of resnet18 read 9 MB of weights from DRAM every run) */
-  const int64_t Mp = ceil_div(Mg, mr) * mr, KC = k_block(K, ei__f32_gemm_ukernel_get(isa)->kc);
+  const int64_t KC = k_block(K, ei__f32_gemm_ukernel_get(isa)->kc);
   for (int64_t g = 0; g < group; g++)
-    for (int64_t k0 = 0; k0 < K; k0 += KC)
-      ei__f32_gemm_pack_a(mr, Mg, K - k0 < KC ? K - k0 : KC, w + g * Mg * K + k0, K, 1, dst + (size_t)g * per + k0 * Mp);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = K - k0 < KC ? K - k0 : KC;
+      ei__f32_gemm_pack_a(mr, Mg, kc, w + g * Mg * K + k0, K, 1, dst + (size_t)g * per + kblock_at(Mg, mr, k0, kc, 0));
+    }
 }
 
 /* ---- plan of one run ---- */
@@ -420,7 +428,7 @@ static void conv_tile(const conv_job *j, const ei__f32_gemm_epi *e, int last, in
   const int64_t P = cp->P;
   ei__f32_gemm_epi et = *e;
   if (last) et.bias_m = j->bias + m;
-  const float *a = j->a + k0 * ceil_div(cp->Mg, j->uk->mr) * j->uk->mr + m * kc; /* ei__conv_pack's K blocks */
+  const float *a = j->a + kblock_at(cp->Mg, j->uk->mr, k0, kc, m);
   float *c = j->y + m * P + p0 + n;
   if (n >= raw_tail)
     j->uk->fn(mr, nr, kc, a, slot, PANEL, PANEL * kc, c, P, &et);
