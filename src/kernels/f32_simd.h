@@ -88,6 +88,24 @@ typedef struct ei__f32_simd {
    * row0/row1[2t], [2t + 1] (16 tiles side by side on one tile row); else to buf[(i*2 + j)*16 + t]. */
   void (*wino_out)(const float *m, int64_t xs, float bias, const ei__act *act, float *row0, float *row1,
                    float *buf);
+  /* Winograd F(4x4, 3x3) transforms over 16 tiles (one lane per tile; kernels/f32_wino43_tmpl.h, GCC vector
+   * extensions), with B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+   * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1],
+   * A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] (points 0, 1, -1, 2, -2, infinity):
+   * Y = A^T [(G g G^T) . (B^T d B)] A, 4x fewer multiplies than the direct 3x3 conv.
+   * Input: d[(r*6 + c)*16 + t] is element (r, c) of tile t's 6x6 input patch; writes V = B^T d B as
+   * v[xi*xs + t], xi = r*6 + c (36 rows). */
+  void (*wino4_in)(const float *d, float *v, int64_t xs);
+  /* The same straight from the (staged) input, without the gather: tile t's patch element (r, c) is
+   * src[off[t] + r*Wp + c] where the 16 tiles form nseg runs of neighbours along tile rows (off steps by 4 inside
+   * a run): run s covers lanes [a[s], a[s+1]) and reads from base[s] = off[a[s]] - 4 a[s]; lanes from a[nseg] on
+   * are zero. Reads base[s] + r*Wp + [0, 80) for r < 6: the caller makes sure that memory exists. */
+  void (*wino4_in_rows)(const float *src, int64_t Wp, const int64_t *base, const int *a, int nseg, float *v,
+                        int64_t xs);
+  /* m[xi*xs + t] is tile t's product (36 rows); Y = A^T m A + bias, then the activation when it is one of the
+   * kinds of ei__f32_act_in_kernel (others: the caller applies them). Output row i of the 16 tiles, side by side:
+   * tile t's outputs at dst[i*64 + 4t + j]. */
+  void (*wino4_out)(const float *m, int64_t xs, float bias, const ei__act *act, float *dst);
   /* y[i] = act(a[i] + b[i]), i < n (b_scalar: b[0] for every i). */
   void (*add)(const float *a, const float *b, int b_scalar, float *y, int64_t n, const ei__act *act);
 } ei__f32_simd;

@@ -22,6 +22,7 @@
  * Results equal the scalar formulas of ei__act_apply / the reference kernels up to the rounding of a*b+c. */
 #include "kernels/f32_gemm.h"
 #include "kernels/f32_simd.h"
+#include "kernels/f32_wino43_tmpl.h"
 
 /* ---- fused activation ---- */
 
@@ -575,4 +576,4 @@ static void dw3_plane(const ei__f32_dw3 *d, float *y) {
 #define DW_ANY_COLUMNS 0
 #endif
 const ei__f32_simd SIMD_TABLE = {SIMD_NAME,    act_n,        dw_row,  DW_ANY_COLUMNS, DW_PLANE, DW3_PLANE, DW3_MAX_STRIDE, maxpool_row,
-                                 im2col_panel, wino_in, wino_out, add_n};
+                                 im2col_panel, wino_in, wino_out, w43_in, w43_in_rows, w43_out, add_n};

@@ -13,7 +13,7 @@
  *                         at init, computed in double), then A^T m A + bias + activation straight into Y; the
  *                         error stays at the level of the direct conv (resnet18/50 logits vs ORT: 2e-6 / 3e-5)
  *   f32_conv_wino4x3_<uk> the same with Winograd F(4x4, 3x3) (4x fewer multiplies; 6x6 patches, 36 GEMMs, the
- *                         transforms of kernels/f32_wino43.h) for 32 to 128 channels in and out, where its 36
+ *                         transforms of the SIMD table, kernels/f32_wino43_tmpl.h) for 32 to 128 channels in and out, where its 36
  *                         transformed matrices stay small (4x the raw weights); resnet18's 64- and 128-channel
  *                         layers
  *   f32_dwconv_<isa>      depthwise (group == C == M): dwconv_fast.c
@@ -32,7 +32,6 @@
 #include <string.h>
 
 #include "kernels/f32_simd.h"
-#include "kernels/f32_wino43.h"
 #include "kernels/ref/conv_view.h"
 #include "kernels/ref/nn.h"
 
@@ -154,7 +153,7 @@ size_t ei__conv_packed_floats(int path, ei__isa isa, const int64_t *wdims, int w
 }
 
 /* Winograd weights: U_xi = G g G^T (n x n per (m, c), in double) with the n x 3 matrix G of F(2x2, 3x3)
- * (n = 4: [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]) or of F(4x4, 3x3) (n = 6, kernels/f32_wino43.h), as n*n matrices
+ * (n = 4: [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]) or of F(4x4, 3x3) (n = 6, kernels/f32_simd.h), as n*n matrices
  * [M x C] each packed into the micro-kernel's A panels. */
 static const double wino_g2[6][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 static const double wino_g4[6][3] = {{1.0 / 4, 0, 0},          {-1.0 / 6, -1.0 / 6, -1.0 / 6},
@@ -313,7 +312,6 @@ typedef struct conv_job {
   const conv_plan *cp;
   const ei__f32_gemm_ukernel *uk;
   const ei__f32_simd *simd;
-  const ei__f32_wino43 *w43; /* F(4x4) transforms */
   const float *x;       /* the group's input channels */
   const float *src;     /* what im2col reads: the staged copy or x */
   int64_t sp, sr;       /* its plane and row strides */
@@ -505,7 +503,7 @@ static void wino4_out_panel(const conv_job *j, const float *mp, int64_t mxs, int
   const view2d *v = &cp->v;
   const int64_t tw = cp->tw;
   float tmp[4][4 * PANEL] __attribute__((aligned(64)));
-  j->w43->out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, tmp[0]);
+  j->simd->wino4_out(mp, mxs, j->bias[m], j->post_act ? NULL : j->act, tmp[0]);
   float *ym = j->y + m * cp->P;
   for (int t = 0; t < cnt;) {
     const int64_t tile = tile0 + t, ty = tile / tw, tx = tile % tw;
@@ -558,10 +556,10 @@ static void wino_item(const conv_job *j, int64_t item, float *slot) {
       a[nseg < 5 ? nseg : 5] = cnt;
       for (int64_t c = 0; c < C; c++) {
         if (rows_ok) {
-          j->w43->in_rows(j->src + c * j->sp, cp->Wp, base, a, nseg, V + q * PANEL * C + c * PANEL, vxs);
+          j->simd->wino4_in_rows(j->src + c * j->sp, cp->Wp, base, a, nseg, V + q * PANEL * C + c * PANEL, vxs);
         } else {
           j->simd->im2col_panel(j->src + c * j->sp, koff, X, off, cnt, r, d);
-          j->w43->in(d, V + q * PANEL * C + c * PANEL, vxs);
+          j->simd->wino4_in(d, V + q * PANEL * C + c * PANEL, vxs);
         }
       }
       continue;
@@ -657,7 +655,6 @@ static void conv_gemm(int path, ei__isa isa, const ei__conv_shape *s, const floa
   j.cp = &cp;
   j.uk = ei__f32_gemm_ukernel_get(isa);
   j.simd = ei__f32_simd_get(isa);
-  j.w43 = ei__f32_wino43_get(isa);
   const int MR = j.uk->mr;
   j.last.alpha = 1.f;
   j.act = act;
