@@ -518,6 +518,51 @@ static size_t rd_varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
   return 0;
 }
 
+/* One field of a message at p (< end): its tag, and for a length-delimited field the value's start *val and
+ * length *vlen; *next is where the next field starts. Returns 0, or what is wrong with *at the byte where it is:
+ * WF_TAG (no valid tag), WF_VARINT (a bad varint value), WF_LENGTH (a bad length), WF_TRUNC (the value runs past
+ * end; *val is still set for a length-delimited field), WF_WIRE (an unknown wire type; *at is the field). */
+enum { WF_TAG = 1, WF_VARINT, WF_LENGTH, WF_TRUNC, WF_WIRE };
+static int wire_field(const uint8_t *p, const uint8_t *end, uint64_t *tag, const uint8_t **val, size_t *vlen,
+                      const uint8_t **next, const uint8_t **at) {
+  const uint8_t *field = p;
+  uint64_t v;
+  size_t l = rd_varint(p, end, tag);
+  *at = p;
+  if (!l || (*tag >> 3) == 0 || (*tag >> 3) > 0x1fffffff) return WF_TAG;
+  p += l;
+  *at = p;
+  *val = p;
+  *vlen = 0;
+  switch (*tag & 7) {
+  case 0:
+    if (!(l = rd_varint(p, end, &v))) return WF_VARINT;
+    p += l;
+    break;
+  case 1:
+  case 5: {
+    const size_t w = (*tag & 7) == 1 ? 8 : 4;
+    if ((size_t)(end - p) < w) return WF_TRUNC;
+    p += w;
+    break;
+  }
+  case 2:
+    if (!(l = rd_varint(p, end, &v))) return WF_LENGTH;
+    p += l;
+    *at = p;
+    *val = p;
+    if (v > (uint64_t)(end - p)) return WF_TRUNC;
+    *vlen = (size_t)v;
+    p += *vlen;
+    break;
+  default:
+    *at = field;
+    return WF_WIRE;
+  }
+  *next = p;
+  return 0;
+}
+
 /* Takes ModelInferRequest.raw_input_contents (field 7) out of the message without copying: *raw (arena) points
  * into msg, *rest is what protobuf-c unpacks (msg itself, its prefix, or a copy of the other fields). */
 static ei__srv_code split_raw(ei__req *r, const uint8_t *msg, size_t len, ProtobufCBinaryData **raw, size_t *nraw,
@@ -538,43 +583,26 @@ static ei__srv_code split_raw(ei__req *r, const uint8_t *msg, size_t len, Protob
       }
     }
     for (p = msg; p < end;) {
-      const uint8_t *field = p;
-      uint64_t tag, v;
-      size_t l = rd_varint(p, end, &tag);
-      if (!l || (tag >> 3) == 0 || (tag >> 3) > 0x1fffffff)
+      const uint8_t *field = p, *val, *at;
+      uint64_t tag;
+      size_t vlen;
+      switch (wire_field(field, end, &tag, &val, &vlen, &p, &at)) {
+      case 0: break;
+      case WF_TAG:
         return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: bad field tag at byte %zu",
-                            (size_t)(p - msg));
-      p += l;
-      const uint8_t *val = p;
-      size_t vlen = 0;
-      switch (tag & 7) {
-      case 0:
-        if (!(l = rd_varint(p, end, &v)))
-          return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: bad varint at byte %zu",
-                              (size_t)(p - msg));
-        p += l;
-        break;
-      case 1:
-        if ((size_t)(end - p) < 8) goto trunc;
-        p += 8;
-        break;
-      case 5:
-        if ((size_t)(end - p) < 4) goto trunc;
-        p += 4;
-        break;
-      case 2:
-        if (!(l = rd_varint(p, end, &v)))
-          return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: bad length at byte %zu",
-                              (size_t)(p - msg));
-        p += l;
-        if (v > (uint64_t)(end - p)) goto trunc;
-        val = p;
-        vlen = (size_t)v;
-        p += vlen;
-        break;
+                            (size_t)(at - msg));
+      case WF_VARINT:
+        return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: bad varint at byte %zu",
+                            (size_t)(at - msg));
+      case WF_LENGTH:
+        return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: bad length at byte %zu",
+                            (size_t)(at - msg));
+      case WF_TRUNC:
+        return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: truncated at byte %zu",
+                            (size_t)(at - msg));
       default:
         return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: wire type %d at byte %zu",
-                            (int)(tag & 7), (size_t)(field - msg));
+                            (int)(tag & 7), (size_t)(at - msg));
       }
       int is_raw = (tag >> 3) == 7;
       if (is_raw && (tag & 7) != 2)
@@ -613,8 +641,6 @@ static ei__srv_code split_raw(ei__req *r, const uint8_t *msg, size_t len, Protob
     *rest_len = len;
   }
   return EI_SRV_OK;
-trunc:
-  return ei__req_fail(r, EI_SRV_INVALID, "malformed ModelInferRequest: truncated at byte %zu", (size_t)(p - msg));
 }
 
 int ei__grpc_body_plan(const uint8_t *data, size_t n, size_t *total, size_t *raw_at) {
@@ -623,32 +649,15 @@ int ei__grpc_body_plan(const uint8_t *data, size_t n, size_t *total, size_t *raw
   *raw_at = 0;
   const uint8_t *p = data + 5, *end = data + (n < *total ? n : *total);
   while (p < end) {
-    uint64_t tag, v;
-    size_t l = rd_varint(p, end, &tag);
-    if (!l) return 0;
-    p += l;
-    switch (tag & 7) {
-    case 0:
-      if (!(l = rd_varint(p, end, &v))) return 0;
-      p += l;
-      break;
-    case 1:
-    case 5:
-      if ((size_t)(end - p) < ((tag & 7) == 1 ? 8u : 4u)) return 0;
-      p += (tag & 7) == 1 ? 8 : 4;
-      break;
-    case 2:
-      if (!(l = rd_varint(p, end, &v))) return 0;
-      p += l;
-      if ((tag >> 3) == 7) {
-        *raw_at = (size_t)(p - data);
-        return 0;
-      }
-      if (v > (uint64_t)(end - p)) return 0;
-      p += v;
-      break;
-    default: return 0;
+    const uint8_t *val, *at;
+    uint64_t tag;
+    size_t vlen;
+    const int e = wire_field(p, end, &tag, &val, &vlen, &p, &at);
+    if ((!e || e == WF_TRUNC) && (tag & 7) == 2 && (tag >> 3) == 7) { /* the tensor may not have arrived yet */
+      *raw_at = (size_t)(val - data);
+      return 0;
     }
+    if (e) return 0;
   }
   return 0;
 }
